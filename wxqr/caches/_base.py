@@ -1,0 +1,76 @@
+"""The small protocol every token cache implements, and the value it stores."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["CachedToken", "TokenCache"]
+
+
+@attrs.frozen(repr=False)
+class CachedToken:
+    """An access token with its absolute expiry.
+
+    Attributes:
+        value: the token itself (never logged; ``repr`` masks it).
+        expires_at: Unix time (``time.time()`` clock, shared across processes) after which WeChat
+            no longer accepts it.
+    """
+
+    value: str
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"CachedToken(value={mask(self.value)!r}, expires_at={self.expires_at!r})"
+
+
+def mask(secret: str) -> str:
+    """Show at most the last 4 characters of a token or secret: ``'***abcd'``."""
+    return "***" + secret[-4:] if len(secret) > 12 else "***"
+
+
+@runtime_checkable
+class TokenCache(Protocol):
+    """Where access tokens live between calls, and how refreshes are coordinated.
+
+    ``key`` is built by wxqr from the appid and the fetch mode (``"wx123:stable"``); it never
+    contains the secret. Implementations add their own namespace.
+    """
+
+    async def get(self, key: str) -> CachedToken | None:
+        """Return the cached token, or ``None`` (expired entries may be returned; callers check)."""
+        ...
+
+    async def set(self, key: str, token: CachedToken) -> None:
+        """Store ``token``; it may be dropped once ``token.expires_at`` has passed."""
+        ...
+
+    async def delete(self, key: str, *, if_value: str | None = None) -> bool:
+        """Delete the entry, atomically only if it still holds ``if_value`` when given.
+
+        Returns:
+            Whether an entry was deleted.
+        """
+        ...
+
+    def lock(self, key: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
+        """A mutual-exclusion lock for refreshing ``key``.
+
+        ``timeout`` bounds how long the lock may be held (a crashed holder cannot wedge others)
+        and how long acquiring may wait.
+        """
+        ...
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` if absent, for ``ttl`` seconds; return whether this caller set it.
+
+        Used for the shared 30 s cooldown between forced ``stable_token`` refreshes.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources the cache owns (never a caller-owned connection)."""
+        ...
