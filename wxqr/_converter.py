@@ -1,0 +1,54 @@
+"""The one private cattrs converter turning WeChat's JSON into wxqr's models.
+
+Unknown extra keys (``errcode``, ``errmsg``, fields WeChat adds later) are ignored; a missing
+or mistyped required field becomes :class:`wxqr.ResponseDecodeError`, never a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import cattrs
+
+from .errors import ResponseDecodeError
+
+T = TypeVar("T")
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False, prefer_attrib_converters=False)
+
+    # WeChat sends numbers as strings here and there; accept "1" for an int but not "x".
+    def _int(value: Any, _: type) -> int:
+        if isinstance(value, bool):
+            raise TypeError("boolean where a number was expected")
+        return int(value)
+
+    converter.register_structure_hook(int, _int)
+
+    def _str(value: Any, _: type) -> str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return str(value)
+
+    converter.register_structure_hook(str, _str)
+    return converter
+
+
+_converter = _make_converter()
+
+
+def structure(data: Mapping[str, Any], cls: type[T], *, endpoint: str) -> T:
+    """Build ``cls`` from a decoded JSON answer, or raise :class:`ResponseDecodeError`."""
+    try:
+        return _converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
+        raise ResponseDecodeError(
+            f"unexpected answer shape for {cls.__name__}: {detail}", endpoint=endpoint
+        ) from exc

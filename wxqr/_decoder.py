@@ -1,0 +1,197 @@
+"""Turn one HTTP answer into a result or a typed exception: a pure function, no I/O.
+
+WeChat's answers cannot be taken at their word:
+
+* errors arrive as HTTP 200 JSON, including on image endpoints;
+* the content type lies both ways (``image/jpeg`` for PNG bytes, ``text/plain`` for JSON, and an
+  emulator or proxy may label JSON as an image);
+* proxies and outages produce HTML pages and truncated bodies.
+
+So an image is returned only when the bytes *are* a complete image (magic bytes and trailer), the
+body does not start with ``{``, and the content type does not claim JSON or HTML; anything that
+starts with ``{`` is parsed as an errcode answer whatever its label; everything else is a
+:class:`~wxqr.errors.ResponseDecodeError`. Error JSON is never returned as image bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal, overload
+
+from .errors import (
+    HTTPStatusError,
+    ResponseDecodeError,
+    TicketNotFoundError,
+    error_for,
+)
+
+__all__ = ["decode", "image_kind"]
+
+Expect = Literal["json", "image"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_TRAILER = b"IEND\xaeB`\x82"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_JPEG_TRAILER = b"\xff\xd9"
+_GIF_MAGICS = (b"GIF87a", b"GIF89a")
+_WHITESPACE = b" \t\r\n\xef\xbb\xbf"  # a UTF-8 BOM counts as leading space
+
+
+def image_kind(body: bytes) -> str | None:
+    """Return ``"png"``, ``"jpeg"`` or ``"gif"`` for a *complete* image, else ``None``.
+
+    A truncated image (right magic bytes, missing trailer) is not an image.
+    """
+    if body.startswith(_PNG_MAGIC):
+        return "png" if body.rstrip(b"\x00").endswith(_PNG_TRAILER) else None
+    if body.startswith(_JPEG_MAGIC):
+        # Some encoders pad after the EOI marker; allow a little trailing padding.
+        return "jpeg" if _JPEG_TRAILER in body[-16:] else None
+    if body.startswith(_GIF_MAGICS):
+        return "gif" if body.rstrip(b"\x00").endswith(b";") else None
+    return None
+
+
+@overload
+def decode(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    expect: Literal["json"],
+    endpoint: str,
+) -> dict[str, Any]: ...
+
+
+@overload
+def decode(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    expect: Literal["image"],
+    endpoint: str,
+) -> bytes: ...
+
+
+def decode(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    expect: Expect,
+    endpoint: str,
+) -> dict[str, Any] | bytes:
+    """Decode one answer.
+
+    Args:
+        status: HTTP status code.
+        headers: response headers (only ``content-type`` is read; keys case-insensitive
+            if the mapping is, e.g. ``httpx.Headers``; a plain dict must use lower case).
+        body: the raw body.
+        expect: ``"json"`` for JSON APIs, ``"image"`` for showqrcode and the wxacode calls.
+        endpoint: the API path, used in exception messages (never a URL with a token).
+
+    Returns:
+        The JSON object (``dict``) for ``"json"``; the image bytes for ``"image"``.
+
+    Raises:
+        APIError: (a subclass per the catalogue) for a non-zero ``errcode``.
+        TicketNotFoundError: showqrcode answered 404.
+        HTTPStatusError: any other non-2xx status.
+        ResponseDecodeError: HTML, malformed or truncated bodies, or JSON where an image was due.
+    """
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not 200 <= status < 300:
+        if status == 404 and endpoint == "cgi-bin/showqrcode":
+            # WeChat documents "invalid ticket -> HTTP 404" (reference §3.2).
+            raise TicketNotFoundError(
+                status, endpoint=endpoint, detail="ticket unknown, malformed or expired"
+            )
+        # A proxy may put WeChat's JSON error behind a 4xx/5xx; prefer the typed error then.
+        data = _maybe_json(body)
+        if data is not None and _errcode(data, endpoint) not in (None, 0):
+            _raise_for_errcode(data, endpoint)
+        raise HTTPStatusError(status, endpoint=endpoint)
+
+    stripped = body.lstrip(_WHITESPACE)
+    if expect == "image":
+        if stripped.startswith(b"{"):
+            data = _parse_json(stripped, endpoint)
+            _raise_for_errcode(data, endpoint)
+            raise ResponseDecodeError("expected an image, got a JSON answer", endpoint=endpoint)
+        kind = image_kind(body)
+        if kind is None:
+            raise ResponseDecodeError(_describe(body, content_type, "an image"), endpoint=endpoint)
+        if "json" in content_type or "html" in content_type:
+            raise ResponseDecodeError(
+                f"image bytes labelled {content_type!r}; refusing an ambiguous answer",
+                endpoint=endpoint,
+            )
+        return body
+
+    if not stripped.startswith(b"{"):
+        raise ResponseDecodeError(_describe(body, content_type, "JSON"), endpoint=endpoint)
+    data = _parse_json(stripped, endpoint)
+    _raise_for_errcode(data, endpoint)
+    return data
+
+
+def _maybe_json(body: bytes) -> dict[str, Any] | None:
+    stripped = body.lstrip(_WHITESPACE)
+    if not stripped.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _parse_json(body: bytes, endpoint: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ResponseDecodeError(
+            f"malformed JSON ({len(body)} bytes): {exc.__class__.__name__}", endpoint=endpoint
+        ) from None
+    if not isinstance(data, dict):
+        raise ResponseDecodeError("JSON answer is not an object", endpoint=endpoint)
+    return data
+
+
+def _errcode(data: Mapping[str, Any], endpoint: str) -> int | None:
+    errcode = data.get("errcode")
+    if errcode is None:
+        return None
+    if isinstance(errcode, bool):
+        raise ResponseDecodeError("errcode is a boolean", endpoint=endpoint)
+    if isinstance(errcode, int):
+        return errcode
+    if isinstance(errcode, str):
+        try:
+            return int(errcode.strip())
+        except ValueError:
+            pass
+    raise ResponseDecodeError(f"errcode is not a number: {errcode!r:.40}", endpoint=endpoint)
+
+
+def _raise_for_errcode(data: Mapping[str, Any], endpoint: str) -> None:
+    errcode = _errcode(data, endpoint)
+    if errcode is None or errcode == 0:
+        return
+    errmsg = data.get("errmsg")
+    raise error_for(errcode, errmsg if isinstance(errmsg, str) else "", endpoint=endpoint)
+
+
+def _describe(body: bytes, content_type: str, wanted: str) -> str:
+    label = content_type or "no content type"
+    if not body:
+        return f"expected {wanted}, got an empty body ({label})"
+    head = body.lstrip(_WHITESPACE)[:15].lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or "html" in label:
+        return f"expected {wanted}, got an HTML page ({len(body)} bytes, {label})"
+    if body.startswith((_PNG_MAGIC, _JPEG_MAGIC, *_GIF_MAGICS)):
+        return f"expected {wanted}, got a truncated or incomplete image ({len(body)} bytes)"
+    return f"expected {wanted}, got {len(body)} unrecognised bytes ({label})"

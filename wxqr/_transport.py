@@ -1,0 +1,289 @@
+"""The only code that sends API requests: token per attempt, limits, retries, redaction.
+
+Retry policy (one table, applied per attempt):
+
+=============================================  ==================  ======================
+what happened                                  idempotent call     non-idempotent call
+=============================================  ==================  ======================
+connect error / connect or pool timeout         retry (backoff)     retry (never sent)
+read/write error, read timeout, protocol error  retry (backoff)     raise TransportError
+HTTP 5xx                                        retry (backoff)     raise HTTPStatusError
+-1 / 886001 (system busy)                       retry (backoff)     raise SystemBusyError
+truncated image / HTML page / bad JSON          retry (backoff)     raise ResponseDecodeError
+40001 / 40014 / 42001                           new token, 1 retry  new token, 1 retry
+44990 / 45011 (rate limited: refused unrun)     wait retry_after    wait retry_after
+45009 and every other errcode                   raise               raise
+=============================================  ==================  ======================
+
+Backoff is ``retry_backoff * 2**n`` capped at 8 s with full jitter; ``max_retries`` bounds the
+retries of one call (the token retry is extra and happens at most once). Rate-limit waits are
+bounded by ``max_rate_limit_wait`` seconds per call, then :class:`RateLimitError` is raised.
+
+Non-idempotent calls (``shorten.gen`` creates a key, ``qrcode_jump.publish`` spends a monthly
+quota) are never retried once the request may have reached WeChat.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
+
+import anyio
+import attrs
+import httpx
+
+from ._decoder import decode
+from ._ratelimit import RateLimit, RateLimiter
+from ._tokens import TokenManager
+from .errors import (
+    AccessTokenError,
+    APIError,
+    HTTPStatusError,
+    RateLimitError,
+    ResponseDecodeError,
+    TicketNotFoundError,
+    TransportError,
+)
+
+__all__ = ["Endpoint", "Transport", "install_log_redaction", "redact"]
+
+logger = logging.getLogger("wxqr")
+
+BACKOFF_CAP: Final = 8.0
+
+
+@attrs.frozen
+class Endpoint:
+    """What the transport needs to know about one WeChat API.
+
+    Attributes:
+        path: path below the host, without a leading slash (``"cgi-bin/qrcode/create"``); also
+            the name used in exceptions and logs.
+        method: ``"GET"`` or ``"POST"``.
+        expect: ``"json"`` or ``"image"``.
+        host: ``"api"`` (api.weixin.qq.com) or ``"mp"`` (mp.weixin.qq.com).
+        idempotent: safe to resend after the request may have reached WeChat.
+        needs_token: sends ``?access_token=``.
+        rate_bucket: name of the client-side rate limit that applies (see DEFAULT_RATE_LIMITS).
+    """
+
+    path: str
+    method: Literal["GET", "POST"] = "POST"
+    expect: Literal["json", "image"] = "json"
+    host: Literal["api", "mp"] = "api"
+    idempotent: bool = True
+    needs_token: bool = True
+    rate_bucket: str | None = None
+
+
+_SECRET_IN_URL = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s\"'>]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask ``access_token=`` / ``secret=`` values in a URL or message."""
+    return _SECRET_IN_URL.sub(r"\1***", text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks tokens and secrets in records of loggers that print full URLs (httpx at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact(a) if isinstance(a, str) else _redact_obj(a) for a in args)
+        if isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = redact(record.msg)
+        return True
+
+
+def _redact_obj(value: object) -> object:
+    if isinstance(value, httpx.URL | bytes):
+        return redact(str(value))
+    return value
+
+
+_FILTER = _RedactingFilter("wxqr.redact")
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to the loggers that may print request URLs (idempotent).
+
+    httpx logs every request's full URL, ``?access_token=`` included, at INFO.
+    """
+    for name in ("httpx", "httpcore", "httpx_aiohttp", "aiohttp.client", "wxqr"):
+        log = logging.getLogger(name)
+        if _FILTER not in log.filters:
+            log.addFilter(_FILTER)
+
+
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class Transport:
+    """Sends calls for one :class:`wxqr.Client`."""
+
+    def __init__(
+        self,
+        *,
+        http: Callable[[], httpx.AsyncClient],
+        tokens: TokenManager,
+        appid: str,
+        api_base_url: str,
+        mp_base_url: str,
+        timeout: float,
+        max_retries: int,
+        max_concurrency: int,
+        rate_limits: Mapping[str, RateLimit],
+        rate_limiter: RateLimiter,
+        retry_backoff: float,
+        max_rate_limit_wait: float,
+    ) -> None:
+        self._http = http
+        self.tokens = tokens
+        self._bases = {"api": api_base_url.rstrip("/"), "mp": mp_base_url.rstrip("/")}
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._semaphore = anyio.Semaphore(max_concurrency)
+        self._rate_limits = dict(rate_limits)
+        self._limiter = rate_limiter
+        self._limiter_keys = {bucket: f"{appid}:{bucket}" for bucket in self._rate_limits}
+        self._backoff = retry_backoff
+        self._max_rate_wait = max_rate_limit_wait
+        self._urls: dict[Endpoint, str] = {}
+        #: Requests in flight right now, and the most seen at once (for tests/benchmarks).
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def url(self, endpoint: Endpoint) -> str:
+        """The absolute URL of ``endpoint`` (without query)."""
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = f"{self._bases[endpoint.host]}/{endpoint.path}"
+        return url
+
+    async def call(
+        self,
+        endpoint: Endpoint,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one call with the retry policy in the module docstring.
+
+        Returns:
+            The decoded JSON object, or image bytes for image endpoints.
+        """
+        url = self.url(endpoint)
+        limit = self._rate_limits.get(endpoint.rate_bucket) if endpoint.rate_bucket else None
+        retries = 0
+        token_retried = False
+        rate_waited = 0.0
+        token: str | None = None  # the token sent by the latest attempt
+        while True:
+            try:
+                async with self._semaphore:
+                    if limit is not None:
+                        assert endpoint.rate_bucket is not None
+                        await self._limiter.acquire(self._limiter_keys[endpoint.rate_bucket], limit)
+                    if endpoint.needs_token:
+                        # Per attempt: a retry must not resend a token refreshed meanwhile.
+                        token = await self.tokens.get()
+                        query = (
+                            {**params, "access_token": token} if params else {"access_token": token}
+                        )
+                    else:
+                        query = dict(params) if params else {}
+                    response = await self._send(endpoint, url, query, json, timeout)
+                return decode(
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    expect=endpoint.expect,
+                    endpoint=endpoint.path,
+                )
+            except AccessTokenError as exc:
+                if token_retried or not endpoint.needs_token or token is None:
+                    raise
+                token_retried = True
+                logger.info("%s: errcode %s, refreshing the token once", endpoint.path, exc.errcode)
+                await self.tokens.replacement(token)
+                continue
+            except RateLimitError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 1.0
+                if rate_waited + wait > self._max_rate_wait or retries >= self._max_retries:
+                    raise
+                rate_waited += wait
+                retries += 1
+                logger.info(
+                    "%s: rate limited (%s), waiting %.1fs", endpoint.path, exc.errcode, wait
+                )
+                await anyio.sleep(wait)
+                continue
+            except APIError as exc:
+                if not (exc.retryable and endpoint.idempotent) or retries >= self._max_retries:
+                    raise
+                reason = f"errcode {exc.errcode}"
+            except TicketNotFoundError:
+                raise
+            except HTTPStatusError as exc:
+                if exc.status_code < 500 or not endpoint.idempotent or retries >= self._max_retries:
+                    raise
+                reason = f"HTTP {exc.status_code}"
+            except ResponseDecodeError:
+                if not endpoint.idempotent or retries >= self._max_retries:
+                    raise
+                reason = "undecodable answer"
+            except _SendFailed as failure:
+                if not (failure.not_sent or endpoint.idempotent) or retries >= self._max_retries:
+                    raise failure.error from None
+                reason = failure.error.args[0]
+            delay = random.uniform(0, min(BACKOFF_CAP, self._backoff * 2**retries))
+            retries += 1
+            logger.info(
+                "%s: %s, retry %d/%d in %.2fs",
+                endpoint.path,
+                reason,
+                retries,
+                self._max_retries,
+                delay,
+            )
+            await anyio.sleep(delay)
+
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        query: Mapping[str, str],
+        body: Mapping[str, Any] | None,
+        timeout: float | None,
+    ) -> httpx.Response:
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+        try:
+            return await self._http().request(
+                endpoint.method,
+                url,
+                params=query,
+                json=body,
+                timeout=self._timeout if timeout is None else timeout,
+            )
+        except httpx.HTTPError as exc:
+            # httpx messages may embed the URL (and with it the token): never pass them on raw.
+            detail = redact(str(exc)) or exc.__class__.__name__
+            raise _SendFailed(
+                TransportError(f"{exc.__class__.__name__}: {detail}", endpoint=endpoint.path),
+                not_sent=isinstance(exc, _NOT_SENT),
+            ) from None
+        finally:
+            self.in_flight -= 1
+
+
+class _SendFailed(Exception):
+    def __init__(self, error: TransportError, *, not_sent: bool) -> None:
+        self.error = error
+        self.not_sent = not_sent

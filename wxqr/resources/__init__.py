@@ -1,0 +1,10 @@
+"""Endpoint groups, one module per WeChat API family; reached as properties of the client."""
+
+from __future__ import annotations
+
+from .qrcode import QrCode
+from .qrcode_jump import QrCodeJump
+from .shorten import Shorten
+from .wxacode import WxaCode
+
+__all__ = ["QrCode", "QrCodeJump", "Shorten", "WxaCode"]
