@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Final
 
 import httpx
+import sniffio
 
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenManager, TokenProvider
@@ -21,6 +22,26 @@ __all__ = ["Client"]
 
 DEFAULT_API_BASE_URL: Final = "https://api.weixin.qq.com"
 DEFAULT_MP_BASE_URL: Final = "https://mp.weixin.qq.com"
+
+
+def _default_http_client(timeout: float, max_concurrency: int) -> httpx.AsyncClient:
+    """The client wxqr creates when none is given.
+
+    On asyncio with aiohttp installed (``pip install 'wxqr[speed]'``) it sends through aiohttp,
+    several times faster than httpcore under ``gather`` (see ``wxqr._aiohttp``); under trio, or
+    without aiohttp, it is plain httpx.
+    """
+    limits = httpx.Limits(
+        max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+    )
+    if sniffio.current_async_library() == "asyncio":
+        try:
+            from ._aiohttp import AiohttpTransport
+        except ImportError:
+            pass
+        else:
+            return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits))
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
 class _State(enum.Enum):
@@ -160,13 +181,7 @@ class Client:
         if self._state is _State.CLOSED:
             raise RuntimeError("this wxqr.Client has been closed")
         if self._http_client is None:
-            self._http_client = httpx.AsyncClient(
-                timeout=self._timeout,
-                limits=httpx.Limits(
-                    max_connections=self._max_concurrency,
-                    max_keepalive_connections=self._max_concurrency,
-                ),
-            )
+            self._http_client = _default_http_client(self._timeout, self._max_concurrency)
         self._state = _State.OPEN
         return self._http_client
 
