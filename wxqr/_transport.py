@@ -184,6 +184,7 @@ class Transport:
         rate_waited = 0.0
         token: str | None = None  # the token sent by the latest attempt
         while True:
+            sent = False  # whether this attempt's API request may have reached WeChat
             try:
                 async with self._semaphore:
                     if limit is not None:
@@ -197,6 +198,7 @@ class Transport:
                         )
                     else:
                         query = dict(params) if params else {}
+                    sent = True
                     response = await self._send(endpoint, url, query, json, timeout)
                 return decode(
                     response.status_code,
@@ -206,7 +208,7 @@ class Transport:
                     endpoint=endpoint.path,
                 )
             except AccessTokenError as exc:
-                if token_retried or not endpoint.needs_token or token is None:
+                if token_retried or not sent or token is None:
                     raise
                 token_retried = True
                 logger.info("%s: errcode %s, refreshing the token once", endpoint.path, exc.errcode)
@@ -224,23 +226,33 @@ class Transport:
                 await anyio.sleep(wait)
                 continue
             except APIError as exc:
-                if not (exc.retryable and endpoint.idempotent) or retries >= self._max_retries:
+                # Also covers a busy token endpoint: then the API request itself was never sent.
+                if not exc.retryable or retries >= self._max_retries:
+                    raise
+                if sent and not endpoint.idempotent:
                     raise
                 reason = f"errcode {exc.errcode}"
             except TicketNotFoundError:
                 raise
             except HTTPStatusError as exc:
-                if exc.status_code < 500 or not endpoint.idempotent or retries >= self._max_retries:
+                if exc.status_code < 500 or retries >= self._max_retries:
+                    raise
+                if sent and not endpoint.idempotent:
                     raise
                 reason = f"HTTP {exc.status_code}"
             except ResponseDecodeError:
-                if not endpoint.idempotent or retries >= self._max_retries:
+                if retries >= self._max_retries or (sent and not endpoint.idempotent):
                     raise
                 reason = "undecodable answer"
             except _SendFailed as failure:
                 if not (failure.not_sent or endpoint.idempotent) or retries >= self._max_retries:
                     raise failure.error from None
                 reason = failure.error.args[0]
+            except TransportError as exc:
+                # The token fetch failed: the API request was not sent, so any call may retry.
+                if retries >= self._max_retries:
+                    raise
+                reason = exc.args[0]
             delay = random.uniform(0, min(BACKOFF_CAP, self._backoff * 2**retries))
             retries += 1
             logger.info(
