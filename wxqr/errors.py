@@ -63,6 +63,17 @@ __all__ = [
 class WxqrError(Exception):
     """Base class of every exception raised by wxqr."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle as ``cls(*args)``, but ours are built from keyword arguments and
+        # carry attributes (errcode, retry_after, ...): rebuild bare, then restore both.
+        return (_rebuild_error, (type(self), self.args), dict(self.__dict__))
+
+
+def _rebuild_error(cls: type[WxqrError], args: tuple[object, ...]) -> WxqrError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class ValidationError(WxqrError, ValueError):
     """An argument is outside what WeChat accepts; raised before any network I/O.
@@ -140,14 +151,6 @@ class APIError(WxqrError):
         entry = CATALOGUE.get(self.errcode)
         return entry.meaning if entry else None
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_api_error, (type(self), self.errcode, self.errmsg, self.rid, self.endpoint))
-
-
-def _rebuild_api_error(
-    cls: type[APIError], errcode: int, errmsg: str, rid: str | None, endpoint: str
-) -> APIError:
-    return cls(errcode, errmsg, rid=rid, endpoint=endpoint)
 
 
 class SystemBusyError(APIError):
@@ -307,7 +310,12 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
         _Perm,
     ),
     _E(50007, "account frozen", "账号已冻结 (account frozen)", _Perm),
-    _E(61007, "api is unauthorized to component", "permission set not granted to third party", _Perm),
+    _E(
+        61007,
+        "api is unauthorized to component",
+        "permission set not granted to third party",
+        _Perm,
+    ),
     _E(85074, "not published", "Mini Program has no released version yet", _Perm),
     _E(85075, "can not access", "personal-type Mini Programs cannot set jump rules", _Perm),
     # -- waiting for an administrator ---------------------------------------------------------
