@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from functools import cached_property
 from types import TracebackType
@@ -123,7 +124,12 @@ class Client:
             ("retry_backoff", retry_backoff, 0.0),
             ("max_rate_limit_wait", max_rate_limit_wait, 0.0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or math.isnan(value)
+                or value < low
+            ):
                 raise ValidationError(name, f"must be a number >= {low}, got {value!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValidationError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
