@@ -66,7 +66,8 @@ class Client:
         secret: its AppSecret; not needed with ``token_provider``. Never logged or shown.
         token_cache: where tokens are shared: :class:`~wxqr.caches.MemoryTokenCache` (default,
             this process) or :class:`~wxqr.caches.RedisTokenCache` (every worker process).
-            Closed by :meth:`aclose`.
+            Closed by :meth:`aclose`: to share one cache between several clients, build it on
+            your own Redis client (``RedisTokenCache(redis)``), which closing never touches.
         token_provider: ``async () -> str`` returning a token managed elsewhere (third-party
             platform ``authorizer_access_token``, a central token service).
         stable_token: fetch with ``POST cgi-bin/stable_token`` (default). ``False`` uses the

@@ -35,7 +35,9 @@ TokenProvider = Callable[[], Awaitable[str]]
 
 #: WeChat allows 20 forced refreshes a day, at least 30 s apart (reference §2).
 FORCE_REFRESH_COOLDOWN = 30.0
-#: How long a refresh may hold the cross-process lock before others proceed without it.
+#: How long a caller waits for the cross-process refresh lock before giving up with
+#: TokenCacheError. Longer than RedisTokenCache's default lock_timeout (10 s), after which the
+#: lock of a crashed holder expires and the next waiter takes it.
 LOCK_TIMEOUT = 15.0
 
 
