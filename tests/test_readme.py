@@ -31,3 +31,16 @@ def test_every_exception_in_the_tree_is_public() -> None:
     for name in names:
         if name != "ValueError":
             assert isinstance(getattr(wxqr, name), type), name
+
+
+def test_the_sandbox_example_runs_as_written() -> None:
+    section = README.split("In-process (fast tests):", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    body = "\n".join("    " + line for line in code.strip().splitlines())
+    namespace: dict[str, object] = {}
+    exec(f"async def example():\n{body}\n    return state", namespace)
+
+    import anyio
+
+    state = anyio.run(namespace["example"])  # type: ignore[arg-type]
+    assert state.calls["wxa/getwxacodeunlimit"] == 3  # type: ignore[attr-defined]
