@@ -119,6 +119,8 @@ class Client:
             raise ValidationError("secret", "pass the AppSecret, or a token_provider")
         if secret is not None and token_provider is not None:
             raise ValidationError("token_provider", "pass either secret or token_provider")
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and not timeout > 0:
+            raise ValidationError("timeout", f"must be a number of seconds > 0, got {timeout!r}")
         for name, value, low in (
             ("timeout", timeout, 0.0),
             ("refresh_margin", refresh_margin, 0.0),

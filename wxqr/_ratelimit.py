@@ -19,6 +19,8 @@ from typing import Final, Protocol, runtime_checkable
 import anyio
 import attrs
 
+from .errors import ValidationError
+
 __all__ = ["DEFAULT_RATE_LIMITS", "MemoryRateLimiter", "RateLimit", "RateLimiter"]
 
 
@@ -31,13 +33,13 @@ class RateLimit:
 
     @calls.validator
     def _check_calls(self, _: object, value: int) -> None:
-        if value < 1:
-            raise ValueError(f"calls must be >= 1, got {value}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError("calls", f"must be an integer >= 1, got {value!r}")
 
     @period.validator
     def _check_period(self, _: object, value: float) -> None:
-        if value <= 0:
-            raise ValueError(f"period must be > 0, got {value}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValidationError("period", f"must be a number of seconds > 0, got {value!r}")
 
 
 #: The documented limits, by bucket name. Pass ``rate_limits={}`` to ``wxqr.Client`` to switch

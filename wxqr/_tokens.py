@@ -85,6 +85,7 @@ class TokenManager:
         )
         self._local: CachedToken | None = None
         self._flight = anyio.Lock()
+        self._generation = 0  # bumped by every refresh, so waiters can tell one happened
         #: Number of tokens fetched from WeChat by this manager (for tests and benchmarks).
         self.fetches = 0
 
@@ -146,10 +147,20 @@ class TokenManager:
         return token
 
     async def _refresh(self, *, rejected: str | None) -> str:
+        generation = self._generation
         async with self._flight:
-            # Another caller may have refreshed while we waited for the lock.
+            # Another caller may have refreshed while we waited for the lock. Its token is
+            # taken even if it is already inside the refresh margin (a token WeChat answered
+            # with a short expires_in): refetching once per waiter would defeat single-flight.
             local = self._local
-            if self._fresh(local) and local is not None and local.value != rejected:
+            if (
+                local is not None
+                and local.value != rejected
+                and (
+                    self._fresh(local)
+                    or (generation != self._generation and local.expires_at > self._clock())
+                )
+            ):
                 return local.value
             cached = await self._cache.get(self._key)
             if self._fresh(cached) and cached is not None and cached.value != rejected:
@@ -166,6 +177,7 @@ class TokenManager:
                     token = await self._force_refresh(rejected)
                 await self._cache.set(self._key, token)
             self._local = token
+            self._generation += 1
             return token.value
 
     async def _force_refresh(self, rejected: str) -> CachedToken:

@@ -91,16 +91,20 @@ class _RedactingFilter(logging.Filter):
     """Masks tokens and secrets in records of loggers that print full URLs (httpx at INFO)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact(a) if isinstance(a, str) else _redact_obj(a) for a in args)
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = {key: _redact_obj(value) for key, value in args.items()}
+        elif args:
+            record.args = tuple(_redact_obj(value) for value in args)
         if isinstance(record.msg, str) and "=" in record.msg:
             record.msg = redact(record.msg)
         return True
 
 
 def _redact_obj(value: object) -> object:
-    if isinstance(value, httpx.URL | bytes):
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, httpx.URL | httpx.Request | bytes):
         return redact(str(value))
     return value
 
@@ -113,7 +117,20 @@ def install_log_redaction() -> None:
 
     httpx logs every request's full URL, ``?access_token=`` included, at INFO.
     """
-    for name in ("httpx", "httpcore", "httpx_aiohttp", "aiohttp.client", "wxqr"):
+    # Logger filters only see records logged on that very logger, not on its children.
+    for name in (
+        "httpx",
+        "httpcore",
+        "httpcore.connection",
+        "httpcore.http11",
+        "httpcore.http2",
+        "httpcore.proxy",
+        "aiohttp.client",
+        "aiohttp.internal",
+        "wxqr",
+        "wxqr.tokens",
+        "wxqr.caches.redis",
+    ):
         log = logging.getLogger(name)
         if _FILTER not in log.filters:
             log.addFilter(_FILTER)
@@ -183,16 +200,20 @@ class Transport:
         token_retried = False
         rate_waited = 0.0
         token: str | None = None  # the token sent by the latest attempt
+        replacement: str | None = None  # a token obtained after WeChat rejected `token`
         while True:
             sent = False  # whether this attempt's API request may have reached WeChat
             try:
+                if limit is not None:
+                    # Waiting for rate budget happens outside the concurrency slots: 1,000
+                    # queued jump-rule calls (5/s) must not starve every other endpoint.
+                    assert endpoint.rate_bucket is not None
+                    await self._limiter.acquire(self._limiter_keys[endpoint.rate_bucket], limit)
                 async with self._semaphore:
-                    if limit is not None:
-                        assert endpoint.rate_bucket is not None
-                        await self._limiter.acquire(self._limiter_keys[endpoint.rate_bucket], limit)
                     if endpoint.needs_token:
                         # Per attempt: a retry must not resend a token refreshed meanwhile.
-                        token = await self.tokens.get()
+                        token = replacement or await self.tokens.get()
+                        replacement = None
                         query = (
                             {**params, "access_token": token} if params else {"access_token": token}
                         )
@@ -212,7 +233,7 @@ class Transport:
                     raise
                 token_retried = True
                 logger.info("%s: errcode %s, refreshing the token once", endpoint.path, exc.errcode)
-                await self.tokens.replacement(token)
+                replacement = await self.tokens.replacement(token)
                 continue
             except RateLimitError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 1.0

@@ -152,7 +152,6 @@ class APIError(WxqrError):
         return entry.meaning if entry else None
 
 
-
 class SystemBusyError(APIError):
     """WeChat is busy (-1, 886001); retried with backoff on idempotent calls."""
 

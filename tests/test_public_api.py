@@ -1,0 +1,144 @@
+"""The public surface: what ``import wxqr`` offers is pinned here; changing it is a decision."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.resources import files
+
+import pytest
+
+import wxqr
+import wxqr.caches
+import wxqr.errors
+from wxqr.resources import QrCode, QrCodeJump, Shorten, WxaCode
+
+PUBLIC = [
+    "DEFAULT_RATE_LIMITS",
+    "APIError",
+    "AccessTokenError",
+    "AdminConfirmationError",
+    "CachedToken",
+    "Client",
+    "CredentialError",
+    "HTTPStatusError",
+    "InvalidRequestError",
+    "MemoryRateLimiter",
+    "MemoryTokenCache",
+    "PermissionDeniedError",
+    "QrJumpFile",
+    "QrJumpRule",
+    "QrJumpRules",
+    "QrTicket",
+    "QuotaExceededError",
+    "RateLimit",
+    "RateLimitError",
+    "RateLimiter",
+    "ResponseDecodeError",
+    "ShortenData",
+    "SystemBusyError",
+    "TicketNotFoundError",
+    "TokenCache",
+    "TokenCacheError",
+    "TokenProvider",
+    "TransportError",
+    "ValidationError",
+    "WxqrError",
+    "__version__",
+    "image_kind",
+]
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    # ruff's RUF022 order: SCREAMING_CASE, then CamelCase, then everything else.
+    if name.isupper():
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
+
+
+def test_all_is_pinned():
+    assert wxqr.__all__ == PUBLIC
+
+
+def test_all_is_sorted_and_unique():
+    assert sorted(wxqr.__all__, key=_isort_key) == wxqr.__all__
+    assert len(set(wxqr.__all__)) == len(wxqr.__all__)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_name_is_importable(name):
+    namespace = {}
+    exec(f"from wxqr import {name}", namespace)
+    assert namespace[name] is getattr(wxqr, name)
+
+
+@pytest.mark.parametrize(
+    "module", [pytest.param("wxqr.errors", id="errors"), pytest.param("wxqr.caches", id="caches")]
+)
+def test_public_submodules_export_what_they_list(module):
+    mod = importlib.import_module(module)
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, name
+
+
+def test_every_exception_is_re_exported_from_wxqr():
+    exceptions = {
+        name
+        for name in wxqr.errors.__all__
+        if inspect.isclass(getattr(wxqr.errors, name))
+        and issubclass(getattr(wxqr.errors, name), BaseException)
+    }
+    assert exceptions <= set(wxqr.__all__)
+
+
+def test_validation_error_is_a_value_error():
+    assert issubclass(wxqr.ValidationError, ValueError)
+    assert issubclass(wxqr.ValidationError, wxqr.WxqrError)
+
+
+def test_the_package_is_typed():
+    assert files("wxqr").joinpath("py.typed").is_file()
+
+
+def test_version_is_a_string():
+    assert isinstance(wxqr.__version__, str)
+    assert wxqr.__version__.count(".") >= 2
+
+
+RESOURCE_METHODS = [
+    pytest.param(cls, name, id=f"{cls.__name__}.{name}")
+    for cls in (QrCode, Shorten, QrCodeJump, WxaCode)
+    for name, member in vars(cls).items()
+    if not name.startswith("_") and inspect.iscoroutinefunction(member)
+]
+
+
+@pytest.mark.parametrize(("cls", "name"), RESOURCE_METHODS)
+def test_endpoint_methods_take_a_keyword_only_timeout(cls, name):
+    parameter = inspect.signature(getattr(cls, name)).parameters.get("timeout")
+    assert parameter is not None
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameter.default is None
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [
+        *RESOURCE_METHODS,
+        pytest.param(QrCode, "show_url", id="QrCode.show_url"),
+        pytest.param(wxqr.Client, "access_token", id="Client.access_token"),
+        pytest.param(wxqr.Client, "aclose", id="Client.aclose"),
+    ],
+)
+def test_public_methods_are_documented(cls, name):
+    assert (inspect.getdoc(getattr(cls, name)) or "").strip()
+
+
+def test_the_client_has_every_resource():
+    client = wxqr.Client("wx1a2b3c4d5e6f7a8b", "secret")
+    assert isinstance(client.qrcode, QrCode)
+    assert isinstance(client.shorten, Shorten)
+    assert isinstance(client.qrcode_jump, QrCodeJump)
+    assert isinstance(client.wxacode, WxaCode)
