@@ -1,0 +1,153 @@
+"""wxqr in an aiohttp app: one client per app (``cleanup_ctx``), images, batches, errors mapped.
+
+Run it (``pip install 'wxqr[cli]'``)::
+
+    WXQR_SANDBOX=1 python examples/aiohttp_app.py              # the embedded emulator
+    WXQR_APPID=wx... WXQR_SECRET=... python examples/aiohttp_app.py
+
+    curl -o code.png localhost:8080/qrcode/order-9
+    curl -X POST localhost:8080/qrcodes -d '{"scenes": ["1", "2", "order-9"]}'
+
+The same API as ``fastapi_app.py``: ``GET /qrcode/{scene}`` answers the image,
+``POST /qrcodes`` creates up to 100 tickets with a bounded ``asyncio.gather``, and a middleware
+maps wxqr's exceptions to HTTP answers (:func:`error_answer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+import wxqr
+
+DEFAULT_EXPIRE = 604_800  # 7 days
+BATCH_CONCURRENCY = 16
+MAX_BATCH = 100
+WX = web.AppKey("wx", wxqr.Client)
+_INT = re.compile(r"-?[1-9][0-9]*")
+_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def client_from_env() -> wxqr.Client:
+    """The app's client: the in-process sandbox when ``WXQR_SANDBOX=1``, else a real account."""
+    if os.environ.get("WXQR_SANDBOX") == "1":
+        from wxqr.sandbox import SandboxState, sandbox_client
+
+        return sandbox_client(SandboxState())
+    appid, secret = os.environ.get("WXQR_APPID"), os.environ.get("WXQR_SECRET")
+    if not appid or not secret:
+        raise RuntimeError("set WXQR_APPID and WXQR_SECRET (or WXQR_SANDBOX=1)")
+    return wxqr.Client(appid, secret)
+
+
+def error_answer(exc: wxqr.WxqrError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Map a wxqr exception to ``(HTTP status, JSON body, headers)`` (as in fastapi_app.py)."""
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, wxqr.ValidationError):
+        return 422, {**body, "argument": exc.argument}, {}
+    if isinstance(exc, wxqr.TicketNotFoundError):
+        return 404, body, {}
+    if isinstance(exc, wxqr.APIError):
+        body.update(errcode=exc.errcode, rid=exc.rid)
+        if isinstance(exc, wxqr.RateLimitError):
+            retry_after = str(max(1, math.ceil(exc.retry_after or 1)))
+            return 429, body, {"Retry-After": retry_after}
+        if isinstance(exc, wxqr.QuotaExceededError):
+            return 503, body, {}
+        return 502, body, {}
+    if isinstance(exc, wxqr.TransportError):
+        return 504, body, {}
+    return 502, body, {}
+
+
+def _scene(scene: str) -> dict[str, Any]:
+    return {"scene_id": int(scene)} if _INT.fullmatch(scene) else {"scene_str": scene}
+
+
+@web.middleware
+async def wxqr_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn a wxqr exception raised by a handler into its HTTP answer."""
+    try:
+        return await handler(request)
+    except wxqr.WxqrError as exc:
+        status, body, headers = error_answer(exc)
+        return web.json_response(body, status=status, headers=headers)
+
+
+async def qrcode(request: web.Request) -> web.Response:
+    """``GET /qrcode/{scene}``: the QR image of a temporary code for the scene."""
+    wx = request.app[WX]
+    try:
+        expire = int(request.query.get("expire_seconds", DEFAULT_EXPIRE))
+    except ValueError:
+        raise web.HTTPUnprocessableEntity(text="expire_seconds must be an integer") from None
+    ticket = await wx.qrcode.create_temporary(
+        expire_seconds=expire, **_scene(request.match_info["scene"])
+    )
+    image = await wx.qrcode.show(ticket)
+    content_type = _MEDIA_TYPES[wxqr.image_kind(image) or "png"]
+    return web.Response(body=image, content_type=content_type, headers={"X-QR-Url": ticket.url})
+
+
+async def qrcodes(request: web.Request) -> web.Response:
+    """``POST /qrcodes`` ``{"scenes": [...], "expire_seconds": N}``: one result per scene."""
+    wx = request.app[WX]
+    try:
+        payload = await request.json()
+        scenes = payload["scenes"]
+        expire = payload.get("expire_seconds", DEFAULT_EXPIRE)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise web.HTTPUnprocessableEntity(text='expected {"scenes": [...]}') from None
+    if (
+        not isinstance(scenes, list)
+        or not 1 <= len(scenes) <= MAX_BATCH
+        or not all(isinstance(s, str) for s in scenes)
+    ):
+        raise web.HTTPUnprocessableEntity(text=f"scenes: 1..{MAX_BATCH} strings")
+    bound = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(scene: str) -> dict[str, Any]:
+        async with bound:
+            try:
+                ticket = await wx.qrcode.create_temporary(expire_seconds=expire, **_scene(scene))
+            except wxqr.WxqrError as exc:
+                status, body, _ = error_answer(exc)
+                return {"scene": scene, "ok": False, "status": status, **body}
+        return {
+            "scene": scene,
+            "ok": True,
+            "ticket": ticket.ticket,
+            "url": ticket.url,
+            "image_url": wx.qrcode.show_url(ticket),
+            "expire_seconds": ticket.expire_seconds,
+        }
+
+    results = await asyncio.gather(*(one(scene) for scene in scenes))
+    return web.json_response({"results": results})
+
+
+def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> web.Application:
+    """Build the app; ``client_factory`` makes its one client (tests pass a sandbox client)."""
+
+    async def wx_client(app: web.Application) -> AsyncIterator[None]:
+        async with client_factory() as client:
+            app[WX] = client
+            yield
+
+    app = web.Application(middlewares=[wxqr_errors])
+    app.cleanup_ctx.append(wx_client)
+    app.router.add_get("/qrcode/{scene:.+}", qrcode)
+    app.router.add_post("/qrcodes", qrcodes)
+    return app
+
+
+if __name__ == "__main__":
+    web.run_app(create_app())
