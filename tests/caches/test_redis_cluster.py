@@ -153,10 +153,10 @@ def test_four_processes_share_one_rate_budget(wechat, redis_url, repo_root):
     arrivals = wechat.arrivals["/wxa/getwxacodeunlimit"]  # time.monotonic() at the server
     assert len(arrivals) == 100
     assert wechat.fetches["stable_token"] == 1
-    # Calls admitted at the same instant arrive up to tens of milliseconds apart (four
-    # processes, one loopback server), hence windows 200 ms shorter than the period. The bugs
-    # this catches are far coarser: a budget per process sends 80 in the first instant, an
-    # off-by-one sends a 21st call within the same burst.
-    assert most_in_any_window(arrivals, period - 0.2) <= calls
+    # Calls admitted at the same instant arrive up to a few hundred milliseconds apart on a
+    # loaded 2-core machine (four processes, one loopback server, scheduling jitter), hence
+    # windows of half the period. The bugs this catches are far coarser: a budget per process
+    # sends 80 in the first instant, an off-by-one sends a 21st call within the same burst.
+    assert most_in_any_window(arrivals, period / 2) <= calls
     # 100 calls at 20 per second: five bursts, the last a good four periods after the first.
     assert max(arrivals) - min(arrivals) >= 4 * period - 0.2
