@@ -1,0 +1,191 @@
+"""Work run in fresh subprocesses: token-economy workers and scaling probes.
+
+``python -m benchmarks._worker tokens --mode wxqr-redis|wxqr-memory|wechatpy ...``
+``python -m benchmarks._worker scale --n 10000 --kind wxqr|bare``
+
+Each prints one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import threading
+import time
+from typing import Any
+
+from ._common import APPID, EXPIRE, SECRET
+
+
+def _rss_kib() -> int:
+    """Peak RSS so far (KiB, Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _current_rss_kib() -> int:
+    """RSS right now (KiB): the baseline, below the import-time high-water mark."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return _rss_kib()
+
+
+def _wait_until(start_at: float) -> None:
+    delay = start_at - time.time()
+    if delay > 0:
+        time.sleep(min(delay, 10.0))
+
+
+async def _tokens_wxqr(args: argparse.Namespace) -> dict[str, Any]:
+    import wxqr
+
+    cache = None
+    if args.mode == "wxqr-redis":
+        from wxqr.caches import RedisTokenCache
+
+        cache = RedisTokenCache.from_url(args.redis, prefix=args.prefix)
+    async with wxqr.Client(
+        args.appid,
+        args.secret,
+        api_base_url=args.base,
+        mp_base_url=args.base,
+        token_cache=cache,
+        rate_limits={},
+    ) as client:
+        _wait_until(args.start_at)
+        results = await asyncio.gather(
+            *(
+                client.qrcode.create_temporary(scene_id=i + 1, expire_seconds=EXPIRE)
+                for i in range(args.calls)
+            ),
+            return_exceptions=True,
+        )
+        fetches = client._tokens.fetches
+    errors = [r for r in results if isinstance(r, BaseException)]
+    return {"fetches": fetches, "errors": len(errors), "first_error": repr(errors[:1])}
+
+
+def _tokens_wechatpy(args: argparse.Namespace) -> dict[str, Any]:
+    import warnings
+
+    from ._servers import Server
+    from .throughput import run_threads, wechatpy_call, wechatpy_client
+
+    warnings.simplefilter("ignore")
+    server = Server("?", args.base, args.appid, args.secret, lambda: 0, "")
+    client = wechatpy_client(server, args.threads)
+    call = wechatpy_call(client, "/cgi-bin/qrcode/create")
+    _wait_until(args.start_at)
+    run = run_threads(call, args.calls, args.threads)
+    return {"fetches": None, "errors": run.errors, "first_error": ""}
+
+
+async def _scale(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    import wxqr
+
+    from ._common import mock_handler
+    from ._servers import png_bytes
+
+    base = "http://wechat.test"
+    answer = mock_handler(png_bytes())
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        # 1 ms "on the wire", so that max_concurrency calls really are in flight at once.
+        await asyncio.sleep(0.001)
+        return answer(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = wxqr.Client(
+        APPID,
+        SECRET,
+        api_base_url=base,
+        mp_base_url=base,
+        http_client=http,
+        rate_limits={},
+        max_concurrency=args.concurrency,
+    )
+    await client.access_token()
+    # Warm every code path once so that lazily imported modules count in the baseline.
+    await client.qrcode.create_temporary(scene_id=1, expire_seconds=EXPIRE)
+    semaphore = asyncio.Semaphore(args.concurrency)
+
+    async def bare(i: int) -> None:
+        async with semaphore:
+            await asyncio.sleep(0.001)
+
+    before = _current_rss_kib()
+    sampled = [before]
+    stop = threading.Event()
+
+    def sample() -> None:  # peak RSS during the gather, not the import-time high-water mark
+        while not stop.wait(0.002):
+            sampled.append(_current_rss_kib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    if args.kind == "wxqr":
+        results = await asyncio.gather(
+            *(
+                client.qrcode.create_temporary(scene_id=i + 1, expire_seconds=EXPIRE)
+                for i in range(args.n)
+            )
+        )
+    else:
+        results = await asyncio.gather(*(bare(i) for i in range(args.n)))
+    wall = time.perf_counter() - started
+    sampled.append(_current_rss_kib())
+    stop.set()
+    sampler.join()
+    peak = max(sampled)
+    assert len(results) == args.n
+    in_flight = client._transport.max_in_flight
+    await client.aclose()
+    await http.aclose()
+    return {
+        "n": args.n,
+        "wall": wall,
+        "rss_before_kib": before,
+        "rss_peak_kib": peak,
+        "max_in_flight": in_flight,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
+    sub = parser.add_subparsers(dest="what", required=True)
+    tokens = sub.add_parser("tokens")
+    tokens.add_argument("--mode", choices=("wxqr-redis", "wxqr-memory", "wechatpy"), required=True)
+    tokens.add_argument("--base", required=True)
+    tokens.add_argument("--appid", required=True)
+    tokens.add_argument("--secret", required=True)
+    tokens.add_argument("--redis", default="")
+    tokens.add_argument("--prefix", default="wxqr-bench")
+    tokens.add_argument("--calls", type=int, default=1000)
+    tokens.add_argument("--threads", type=int, default=100)
+    tokens.add_argument("--start-at", type=float, default=0.0)
+    scale = sub.add_parser("scale")
+    scale.add_argument("--n", type=int, required=True)
+    scale.add_argument("--kind", choices=("wxqr", "bare"), default="wxqr")
+    scale.add_argument("--concurrency", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.what == "tokens":
+        wechatpy = args.mode == "wechatpy"
+        out = _tokens_wechatpy(args) if wechatpy else asyncio.run(_tokens_wxqr(args))
+    else:
+        out = asyncio.run(_scale(args))
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
