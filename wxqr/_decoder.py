@@ -43,13 +43,14 @@ def image_kind(body: bytes) -> str | None:
 
     A truncated image (right magic bytes, missing trailer) is not an image.
     """
+    # Only the tail is inspected (trailing NUL padding tolerated): no copy of the whole image.
     if body.startswith(_PNG_MAGIC):
-        return "png" if body.rstrip(b"\x00").endswith(_PNG_TRAILER) else None
+        return "png" if body[-64:].rstrip(b"\x00").endswith(_PNG_TRAILER) else None
     if body.startswith(_JPEG_MAGIC):
         # Some encoders pad after the EOI marker; allow a little trailing padding.
         return "jpeg" if _JPEG_TRAILER in body[-16:] else None
     if body.startswith(_GIF_MAGICS):
-        return "gif" if body.rstrip(b"\x00").endswith(b";") else None
+        return "gif" if body[-64:].rstrip(b"\x00").endswith(b";") else None
     return None
 
 
