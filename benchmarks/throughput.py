@@ -77,12 +77,22 @@ async def run_wxqr_bare(server: Server, path: str, n: int, c: int, warmup: int) 
         return await _measure(_wxqr_call(client, path), n, c, warmup, bounded=False)
 
 
-async def run_raw_httpx(server: Server, path: str, n: int, c: int, warmup: int) -> Run:
+async def run_raw_httpx(
+    server: Server, path: str, n: int, c: int, warmup: int, aiohttp_transport: bool = False
+) -> Run:
+    """Plain httpx calls; with ``aiohttp_transport`` over wxqr's own AiohttpTransport, i.e. the
+    raw client wxqr's default configuration is built on."""
     token = fetch_token(server)
     url = server.base_url + path
     body = _body(path)
     image = path == UNLIMITED[1]
-    async with httpx.AsyncClient(limits=_limits(c), timeout=10.0) as client:
+    if aiohttp_transport:
+        from wxqr._aiohttp import AiohttpTransport
+
+        client = httpx.AsyncClient(transport=AiohttpTransport(limits=_limits(c)), timeout=10.0)
+    else:
+        client = httpx.AsyncClient(limits=_limits(c), timeout=10.0)
+    async with client:
 
         async def call(i: int) -> object:
             response = await client.post(url, params={"access_token": token}, json=body(i))
@@ -196,6 +206,9 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
         runs["wxqr"] = asyncio.run(run_wxqr(server, path, n, c, warmup, plain=False))
         runs["wxqr-bare"] = asyncio.run(run_wxqr_bare(server, path, n, c, warmup))
         runs["raw-aiohttp"] = asyncio.run(run_raw_aiohttp(server, path, n, c, warmup))
+        runs["raw-httpx-aiohttp"] = asyncio.run(
+            run_raw_httpx(server, path, n, c, warmup, aiohttp_transport=True)
+        )
         runs["wxqr-httpx"] = asyncio.run(run_wxqr(server, path, n, c, warmup, plain=True))
         runs["raw-httpx"] = asyncio.run(run_raw_httpx(server, path, n, c, warmup))
         if with_wechatpy:
@@ -204,6 +217,7 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
             "wxqr": f"wxqr default ({transport})",
             "wxqr-bare": "wxqr default, bare gather (no caller semaphore)",
             "raw-aiohttp": "raw aiohttp ClientSession",
+            "raw-httpx-aiohttp": "raw httpx over wxqr's AiohttpTransport",
             "wxqr-httpx": "wxqr on plain httpx.AsyncClient",
             "raw-httpx": "raw httpx.AsyncClient",
             "wechatpy": f"wechatpy 1.8.18, ThreadPoolExecutor({c})",
@@ -219,6 +233,7 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
                 ratio(w.rate, runs["wxqr-httpx"].rate),
                 ratio(w.rate, runs["raw-aiohttp"].rate),
                 ratio(w.wall, runs["raw-aiohttp"].wall),
+                ratio(w.wall, runs["raw-httpx-aiohttp"].wall),
                 ratio(runs["wxqr-httpx"].wall, runs["raw-httpx"].wall),
             ]
         )
@@ -244,6 +259,7 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
             "wxqr / wxqr-on-plain-httpx (req/s)",
             "wxqr / raw aiohttp (req/s)",
             "wxqr wall / raw aiohttp wall",
+            "wxqr wall / raw httpx+AiohttpTransport wall",
             "wxqr-on-httpx wall / raw httpx wall",
         ],
         ratios,
