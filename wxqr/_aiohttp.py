@@ -48,6 +48,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
+            # aiohttp silently resends a GET once when a kept-alive connection drops. wxqr's
+            # retry policy owns every resend (the classic token GET spends a 2,000/day quota),
+            # so that hidden retry is switched off. There is no public switch; the attribute
+            # has existed since aiohttp 3.9, and without it behaviour merely stays aiohttp's.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

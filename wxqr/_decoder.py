@@ -145,7 +145,7 @@ def _maybe_json(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     return data if isinstance(data, dict) else None
 
@@ -153,7 +153,7 @@ def _maybe_json(body: bytes) -> dict[str, Any] | None:
 def _parse_json(body: bytes, endpoint: str) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except (ValueError, RecursionError) as exc:  # also: nesting too deep for json.loads
         raise ResponseDecodeError(
             f"malformed JSON ({len(body)} bytes): {exc.__class__.__name__}", endpoint=endpoint
         ) from None

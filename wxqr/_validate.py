@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from .errors import ValidationError
 
@@ -163,9 +164,17 @@ def debug_urls(value: Any) -> list[str]:
 def http_url(name: str, value: Any) -> str:
     """An ``http://`` or ``https://`` link."""
     text(name, value, max_len=2048)
-    if not value.startswith(("http://", "https://")):
-        raise ValidationError(name, f"must start with http:// or https://, got {value!r:.60}")
+    if not value.startswith(("http://", "https://")) or not _has_host(value):
+        raise ValidationError(name, f"must be an http:// or https:// URL, got {value!r:.60}")
     return str(value)
+
+
+def _has_host(url: str) -> bool:
+    # WeChat refuses a prefix without a host ("http://") with 85066.
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # e.g. an unclosed "[" IPv6 literal
+        return False
 
 
 def short_key(value: Any) -> str:
