@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 
 __all__ = ["AiohttpTransport"]
 
@@ -36,6 +37,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limits: httpx.Limits | None = None) -> None:
         self._limits = limits if limits is not None else httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -60,16 +62,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout: dict[str, Any] = request.extensions.get("timeout", {})
         session = self._get_session()
         body = request.content or None
-        client_timeout = aiohttp.ClientTimeout(
-            connect=timeout.get("pool"),
-            sock_connect=timeout.get("connect"),
-            sock_read=timeout.get("read"),
-        )
+        key = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
+        client_timeout = self._timeouts.get(key)
+        if client_timeout is None:
+            client_timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
         sent = False
         try:
             async with session.request(
                 request.method,
-                str(request.url),
+                # httpx URLs are already percent-encoded: spare yarl a second parse/quote.
+                yarl.URL(str(request.url), encoded=True),
                 headers=request.headers.multi_items(),
                 data=body,
                 allow_redirects=False,
