@@ -10,21 +10,16 @@ tests. Starting ``served()`` per test would cost ~0.2 s each, ~1 minute over the
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from redisserver import RedisServer
 
 from wxqr.sandbox import SandboxState, create_app
 from wxqr.sandbox._serve import _base_url, _bind, _make_server
-
-REDIS_SERVER = shutil.which("redis-server")
 
 
 class SwitchableSandbox:
@@ -102,48 +97,11 @@ def own_sockets_to(port: int, *, established_only: bool = False) -> int:
     return count
 
 
-# --- a redis-server of the suite's own (copied in spirit from tests/caches/conftest.py) ------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def reliability_redis_url() -> Iterator[str]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server binary not found (install redis-server to run this test)")
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="wxqr-reliability-redis-")
-    process = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server = RedisServer()
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while not _ping(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
