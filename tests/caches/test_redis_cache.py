@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from wxqr._ratelimit import RateLimit, RateLimiter
 from wxqr.caches import CachedToken, TokenCache
 from wxqr.caches.redis import RedisRateLimiter, RedisTokenCache
-from wxqr.errors import TokenCacheError
+from wxqr.errors import TokenCacheError, ValidationError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -468,3 +468,9 @@ async def test_rate_limiter_redis_down_raises_token_cache_error(private_redis_se
         await limiter.acquire("wx1:qrcodejump", RateLimit(5, 1))
     assert isinstance(excinfo.value.__cause__, RedisConnectionError)
     await client.aclose()
+
+
+@pytest.mark.parametrize("lock_timeout", [0, -1, float("nan"), "10"])
+def test_lock_timeout_must_be_positive_seconds(lock_timeout):
+    with pytest.raises(ValidationError, match="lock_timeout"):
+        RedisTokenCache(Redis(), lock_timeout=lock_timeout)

@@ -70,7 +70,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from .._ratelimit import RateLimit
-from ..errors import TokenCacheError
+from ..errors import TokenCacheError, ValidationError
 from ._base import CachedToken
 
 __all__ = ["RedisRateLimiter", "RedisTokenCache"]
@@ -148,8 +148,12 @@ class RedisTokenCache:
         lock_timeout: float = 10.0,
         fallback: bool = False,
     ) -> None:
-        if lock_timeout <= 0:
-            raise ValueError(f"lock_timeout must be > 0, got {lock_timeout}")
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, int | float)
+            or not (lock_timeout > 0)
+        ):
+            raise ValidationError("lock_timeout", f"must be seconds > 0, got {lock_timeout!r}")
         self._redis = redis
         self._prefix = prefix
         self._lock_timeout = lock_timeout
