@@ -241,3 +241,24 @@ def test_log_redaction_keeps_records_with_mapping_args_intact(caplog):
     )
     [record] = [r for r in caplog.records if r.name == "httpx"]
     assert record.getMessage() == "request to https://api.weixin.qq.com/x?access_token=***"
+
+
+@pytest.mark.anyio
+async def test_the_client_wxqr_creates_ignores_cookies_but_a_borrowed_one_is_untouched():
+    # wxqr's own client skips httpx's per-response cookie parsing (WeChat sets none we need);
+    # a caller's client keeps its jar and behaviour.
+    owned = wxqr.Client("wx_cookie", "secret")
+    async with owned:
+        http = owned._get_http()
+        http.cookies.extract_cookies(
+            httpx.Response(
+                200,
+                headers={"set-cookie": "a=1; Path=/"},
+                request=httpx.Request("GET", "https://api.weixin.qq.com/x"),
+            )
+        )
+        assert dict(http.cookies) == {}
+    borrowed = httpx.AsyncClient()
+    async with wxqr.Client("wx_cookie", "secret", http_client=borrowed):
+        assert type(borrowed.cookies) is httpx.Cookies
+    await borrowed.aclose()
