@@ -9,8 +9,8 @@ decodable QR of ``f"{page}?scene={scene}"`` per call, about 5x cheaper. Nothing 
 side of the wire changes.
 
 Protocol: argv = seed, then fault specs (``wxqr sandbox --fault`` spelling). Prints
-``listening <base URL>`` once serving. ``GET /__reliability__/state`` answers the counters the
-test asserts on as JSON. Terminated by the parent (SIGTERM).
+``wxqr sandbox listening on <base URL>`` once serving. ``GET /__reliability__/state`` answers
+the counters the test asserts on as JSON. Terminated by the parent (SIGTERM).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any
 import segno
 
 import wxqr.sandbox._wxacode as sandbox_wxacode
-from wxqr.sandbox import SandboxState, create_app
-from wxqr.sandbox._serve import _base_url, _bind, _make_server
+from wxqr.sandbox import SandboxState, create_app, serve
 
 UNLIMITED = "wxa/getwxacodeunlimit"
 
@@ -90,10 +89,7 @@ def main(argv: list[str]) -> None:
             return
         await inner(scope, receive, send)
 
-    server = _make_server(app, log_level="warning")
-    sock = _bind("127.0.0.1", 0)
-    print(f"listening {_base_url(sock)}", flush=True)
-    server.run(sockets=[sock])
+    serve(app=app, port=0, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import own_sockets_to
+from reliability_sockets import own_sockets_to
 
 import wxqr
 from wxqr.sandbox import DEFAULT_APPID, DEFAULT_PAGES, DEFAULT_SECRET
@@ -49,8 +49,8 @@ def child_sandbox():
     )
     try:
         line = process.stdout.readline()
-        assert line.startswith("listening "), line
-        yield line.split()[1]
+        assert line.startswith("wxqr sandbox listening on "), line
+        yield line.split()[-1]
     finally:
         process.terminate()
         process.wait(10)

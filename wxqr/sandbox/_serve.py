@@ -46,7 +46,9 @@ def _make_server(app: ASGIApp, *, log_level: str) -> Any:
     config = uvicorn.Config(
         app,
         http=_AbortableH11Protocol,
-        lifespan="on",
+        # Always ASGI 3: uvicorn's guess takes a bound ``async def`` method for ASGI 2.
+        interface="asgi3",
+        lifespan="auto",
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
@@ -78,6 +80,7 @@ def served(
     port: int = 0,
     log_level: str = "warning",
     startup_timeout: float = 10.0,
+    app: ASGIApp | None = None,
 ) -> Iterator[str]:
     """Serve the sandbox with uvicorn in a background thread; yield its base URL.
 
@@ -92,11 +95,14 @@ def served(
         port: port to bind; 0 picks a free one.
         log_level: uvicorn's log level.
         startup_timeout: seconds to wait for the server to start.
+        app: serve this ASGI app instead of ``create_app(state)`` — e.g. a wrapper that
+            switches states between tests or adds endpoints of your own (``drop`` faults keep
+            working for whatever it delegates to the sandbox).
 
     Raises:
         RuntimeError: the server did not start in time.
     """
-    server = _make_server(create_app(state or SandboxState()), log_level=log_level)
+    server = _make_server(app or create_app(state or SandboxState()), log_level=log_level)
     sock = _bind(host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="wxqr-sandbox", daemon=True
@@ -122,6 +128,7 @@ def serve(
     *,
     log_level: str = "info",
     announce: bool = True,
+    app: ASGIApp | None = None,
 ) -> None:
     """Serve the sandbox in the foreground until interrupted (Ctrl-C).
 
@@ -131,8 +138,9 @@ def serve(
         port: port to bind; 0 picks a free one.
         log_level: uvicorn's log level.
         announce: print ``wxqr sandbox listening on <base URL>`` once the socket listens.
+        app: serve this ASGI app instead of ``create_app(state)`` (see :func:`served`).
     """
-    server = _make_server(create_app(state or SandboxState()), log_level=log_level)
+    server = _make_server(app or create_app(state or SandboxState()), log_level=log_level)
     sock = _bind(host, port)
     if announce:
         print(f"wxqr sandbox listening on {_base_url(sock)}", flush=True)
