@@ -69,7 +69,10 @@ class QrCode(Resource):
             "action_name": action,
             "action_info": {"scene": scene},
         }
-        return await self._create(payload, timeout)
+        data = await self._transport.call(CREATE, json=payload, timeout=timeout)
+        # Not a shared helper coroutine: with thousands of calls gathered, each pending call
+        # would hold one more frame (~400 B).
+        return structure(data, QrTicket, endpoint=CREATE.path)
 
     async def create_permanent(
         self,
@@ -98,7 +101,9 @@ class QrCode(Resource):
         else:
             scene = {"scene_str": v.scene_str(scene_str)}
             action = "QR_LIMIT_STR_SCENE"
-        return await self._create({"action_name": action, "action_info": {"scene": scene}}, timeout)
+        payload = {"action_name": action, "action_info": {"scene": scene}}
+        data = await self._transport.call(CREATE, json=payload, timeout=timeout)
+        return structure(data, QrTicket, endpoint=CREATE.path)
 
     async def create(self, payload: Mapping[str, Any], *, timeout: float | None = None) -> QrTicket:
         """Create a code from a raw ``qrcode/create`` body, validated like the typed methods.
@@ -146,10 +151,7 @@ class QrCode(Resource):
         body = {"action_name": action, "action_info": {"scene": dict(scene)}}
         if not permanent:
             body["expire_seconds"] = payload["expire_seconds"]
-        return await self._create(body, timeout)
-
-    async def _create(self, payload: Mapping[str, Any], timeout: float | None) -> QrTicket:
-        data = await self._transport.call(CREATE, json=payload, timeout=timeout)
+        data = await self._transport.call(CREATE, json=body, timeout=timeout)
         return structure(data, QrTicket, endpoint=CREATE.path)
 
     async def show(self, ticket: QrTicket | str, *, timeout: float | None = None) -> bytes:
