@@ -277,3 +277,27 @@ def test_interrupted_run_leaves_a_valid_manifest(tmp_path):
     done = {r["file"] for r in rows if r["status"] == "ok"}
     assert done == {p.name for p in out.glob("*.png")}  # no half-written or unlisted image
     assert not list(out.glob(".*"))
+
+
+def test_wxacode_colour_and_transparency_options_reach_the_images(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "out"
+    result = run(
+        "wxacode", "--sandbox", "--line-color", "200,0,0", "--hyaline", "c=1", "--out", str(out)
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = manifest(out)
+    picture = Image.open(out / row["file"]).convert("RGBA")
+    pixels = {colour for _, colour in picture.getcolors(maxcolors=1 << 16)}
+    assert {p for p in pixels if p[3] == 255} == {(200, 0, 0, 255)}  # opaque lines, red
+    assert any(p[3] == 0 for p in pixels)  # the background is transparent
+    assert decode(out / row["file"]) == "pages/index/index?scene=c=1"
+
+
+@pytest.mark.parametrize("colour", ["red", "1,2", "0,0,256"])
+def test_a_malformed_line_colour_is_a_usage_error(tmp_path, colour):
+    result = run("wxacode", "--sandbox", "--line-color", colour, "s", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "R,G,B" in result.stderr
+    assert not (tmp_path / "manifest.csv").exists()

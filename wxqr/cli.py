@@ -4,6 +4,7 @@
 
     wxqr qrcode  [--permanent | --expire SECONDS] [--str] [--from FILE] [SCENE ...] --out DIR
     wxqr wxacode [--page PAGE] [--width N] [--env-version V] [--no-check-path]
+                 [--line-color R,G,B | --auto-color] [--hyaline]
                  [--from FILE] [SCENE ...] --out DIR
     wxqr sandbox ...                       (serve the WeChat emulator: wxqr.sandbox.serve_main)
 
@@ -227,7 +228,14 @@ def qrcode_generator(*, permanent: bool, expire: int, force_str: bool) -> Genera
 
 
 def wxacode_generator(
-    *, page: str | None, width: int, env_version: str, check_path: bool
+    *,
+    page: str | None,
+    width: int,
+    env_version: str,
+    check_path: bool,
+    auto_color: bool = False,
+    line_color: tuple[int, int, int] | None = None,
+    is_hyaline: bool = False,
 ) -> Generate:
     """A Mini Program code: ``getwxacodeunlimit`` with the scene verbatim."""
 
@@ -238,6 +246,9 @@ def wxacode_generator(
             width=width,
             env_version=env_version,
             check_path=check_path,
+            auto_color=auto_color,
+            line_color=line_color,
+            is_hyaline=is_hyaline,
         )
 
     return generate
@@ -421,6 +432,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _rgb(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    try:
+        r, g, b = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected R,G,B (three integers), got {text!r}") from None
+    if not all(0 <= c <= 255 for c in (r, g, b)):
+        raise argparse.ArgumentTypeError(f"each of R,G,B must be 0..255, got {text!r}")
+    return (r, g, b)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -530,6 +552,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         action="store_false",
         help="allow pages not (yet) released",
     )
+    colour = wxa.add_mutually_exclusive_group()
+    colour.add_argument(
+        "--line-color",
+        type=_rgb,
+        metavar="R,G,B",
+        help="colour of the code's lines, each 0..255 (default 0,0,0)",
+    )
+    colour.add_argument("--auto-color", action="store_true", help="let WeChat pick the line colour")
+    wxa.add_argument(
+        "--hyaline", action="store_true", help="transparent background (PNG with alpha)"
+    )
     sub.add_parser("sandbox", help="serve the WeChat emulator (see: wxqr sandbox --help)")
     return parser, {"qrcode": qr, "wxacode": wxa}
 
@@ -570,6 +603,9 @@ def _prepare(args: argparse.Namespace) -> Batch:
             width=args.width,
             env_version=args.env_version,
             check_path=args.check_path,
+            auto_color=args.auto_color,
+            line_color=args.line_color,
+            is_hyaline=args.hyaline,
         )
     batch = Batch(scenes, out_dir, generate, args.concurrency)
     done = read_done(out_dir) if args.resume else {}
