@@ -25,7 +25,7 @@ import httpx
 
 from ._decoder import decode
 from .caches import CachedToken, TokenCache
-from .errors import AccessTokenError, ResponseDecodeError, TransportError, WxqrError
+from .errors import AccessTokenError, ResponseDecodeError, TransportError
 
 __all__ = ["TokenManager", "TokenProvider"]
 
@@ -251,8 +251,3 @@ class TokenManager:
             )
         logger.debug("appid %s: fetched a token valid %ss", self._appid, expires_in)
         return CachedToken(value=value, expires_at=started + float(expires_in))
-
-
-def is_token_error(exc: WxqrError) -> bool:
-    """Whether ``exc`` says the access token itself was rejected."""
-    return isinstance(exc, AccessTokenError)

@@ -388,7 +388,10 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
 )
 
 #: errcodes after which the cached token is dropped and the call retried once with a new one.
-TOKEN_ERRCODES: Final[frozenset[int]] = frozenset({40001, 40014, 42001})
+#: Derived from the catalogue (its AccessTokenError rows), so the two cannot disagree.
+TOKEN_ERRCODES: Final[frozenset[int]] = frozenset(
+    row.code for row in CATALOGUE.values() if row.error is AccessTokenError
+)
 
 #: Token endpoints, on which 40001 means "wrong AppSecret", not "stale token".
 _TOKEN_ENDPOINTS: Final[frozenset[str]] = frozenset({"cgi-bin/token", "cgi-bin/stable_token"})
