@@ -127,14 +127,18 @@ def nginx_server() -> Iterator[Server]:
                 description=f"{version.split(': ')[-1]}, 1 worker, canned answers",
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            _stop(proc)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def _sandbox_api() -> tuple[Any, Any, str, str]:
@@ -195,12 +199,7 @@ def redis_server() -> Iterator[str]:
         _wait_for_port(port, proc, "redis-server")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
