@@ -281,3 +281,23 @@ def test_other_errors_survive_pickling(exc):
     assert str(copy) == str(exc)
     for attribute in ("argument", "endpoint", "status_code"):
         assert getattr(copy, attribute, None) == getattr(exc, attribute, None), attribute
+
+
+@pytest.mark.parametrize(
+    ("errcode", "endpoint", "expected"),
+    [
+        pytest.param(40013, "cgi-bin/qrcode/create", True, id="40013-invalid-appid"),
+        pytest.param(40125, "cgi-bin/stable_token", True, id="40125-invalid-secret"),
+        pytest.param(40164, "cgi-bin/token", True, id="40164-ip-whitelist"),
+        pytest.param(40243, "cgi-bin/stable_token", True, id="40243-frozen-secret"),
+        pytest.param(40001, "cgi-bin/stable_token", True, id="40001-on-token-api"),
+        pytest.param(40001, "cgi-bin/qrcode/create", False, id="40001-stale-token"),
+        pytest.param(45009, "cgi-bin/qrcode/create", False, id="45009-quota"),
+        pytest.param(-1, "cgi-bin/qrcode/create", False, id="busy"),
+        pytest.param(12345678, "cgi-bin/qrcode/create", False, id="unknown"),
+    ],
+)
+def test_account_level_errors_are_marked(errcode, endpoint, expected):
+    from wxqr.errors import error_for
+
+    assert error_for(errcode, "x", endpoint=endpoint).account_level is expected

@@ -147,9 +147,21 @@ class APIError(WxqrError):
 
     @property
     def meaning(self) -> str | None:
-        """The catalogue's explanation of the errcode, if known."""
+        """The catalogue's explanation of the errcode on this endpoint, if known."""
         entry = CATALOGUE.get(self.errcode)
-        return entry.meaning if entry else None
+        return entry.meaning_for(self.endpoint) if entry else None
+
+    @property
+    def account_level(self) -> bool:
+        """Whether the account or its credentials are refused, so every call would fail alike.
+
+        True for the catalogue's account-level rows (40013, 40125, 40164, 40243...) and for
+        40001 answered by the token endpoints (a wrong AppSecret there).
+        """
+        if self.errcode == 40001 and self.endpoint in _TOKEN_ENDPOINTS:
+            return True
+        entry = CATALOGUE.get(self.errcode)
+        return entry is not None and entry.account_level
 
 
 class SystemBusyError(APIError):
@@ -214,6 +226,13 @@ class ErrorCode:
         error: the exception class raised for it.
         retryable: transient: the same request may succeed if retried after a backoff.
         retry_after: for rate limits, how long to wait before retrying, in seconds.
+        account_level: the account or its credentials are refused (wrong AppID/AppSecret, IP
+            not whitelisted, frozen secret): every call of this client fails the same way
+            until a human fixes the configuration, so batch jobs stop and token fetches fail
+            fast instead of repeating the request.
+        per_endpoint: endpoint path -> the meaning of this errcode on that endpoint, where it
+            differs from ``meaning`` (45009 is a daily quota on most APIs but a per-minute
+            limit on some).
     """
 
     code: int
@@ -222,6 +241,12 @@ class ErrorCode:
     error: type[APIError]
     retryable: bool = False
     retry_after: float | None = None
+    account_level: bool = False
+    per_endpoint: Mapping[str, str] = attrs.field(factory=lambda: MappingProxyType({}))
+
+    def meaning_for(self, endpoint: str) -> str:
+        """The meaning of this errcode when ``endpoint`` answered it."""
+        return self.per_endpoint.get(endpoint, self.meaning)
 
 
 def _catalogue(*rows: ErrorCode) -> Mapping[int, ErrorCode]:
@@ -254,13 +279,43 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     _E(40014, "invalid access_token", "malformed or invalid access_token", _Tok),
     _E(42001, "access_token expired", "access_token expired", _Tok),
     # -- credentials / configuration ----------------------------------------------------------
-    _E(40002, "invalid grant_type", "grant_type must be client_credential", _Cred),
-    _E(40013, "invalid appid", "AppID is wrong", _Cred),
-    _E(40125, "invalid appsecret", "AppSecret is wrong", _Cred),
-    _E(40164, "invalid ip, not in whitelist", "caller IP not in the API IP whitelist", _Cred),
-    _E(40243, "appsecret frozen", "AppSecret 已冻结 (frozen): unfreeze it, then retry", _Cred),
-    _E(45035, "access clientip is not registered, not in ip-white-list", "IP whitelist", _Cred),
-    _E(61004, "access clientip is not registered", "caller IP not registered", _Cred),
+    _E(
+        40002,
+        "invalid grant_type",
+        "grant_type must be client_credential",
+        _Cred,
+        account_level=True,
+    ),
+    _E(40013, "invalid appid", "AppID is wrong", _Cred, account_level=True),
+    _E(40125, "invalid appsecret", "AppSecret is wrong", _Cred, account_level=True),
+    _E(
+        40164,
+        "invalid ip, not in whitelist",
+        "caller IP not in the API IP whitelist",
+        _Cred,
+        account_level=True,
+    ),
+    _E(
+        40243,
+        "appsecret frozen",
+        "AppSecret 已冻结 (frozen): unfreeze it, then retry",
+        _Cred,
+        account_level=True,
+    ),
+    _E(
+        45035,
+        "access clientip is not registered, not in ip-white-list",
+        "IP whitelist",
+        _Cred,
+        account_level=True,
+    ),
+    _E(
+        61004,
+        "access clientip is not registered",
+        "caller IP not registered",
+        _Cred,
+        account_level=True,
+    ),
     # -- rate limits ----------------------------------------------------------------------------
     _E(
         44990,
