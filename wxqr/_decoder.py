@@ -47,8 +47,9 @@ def image_kind(body: bytes) -> str | None:
     if body.startswith(_PNG_MAGIC):
         return "png" if body[-64:].rstrip(b"\x00").endswith(_PNG_TRAILER) else None
     if body.startswith(_JPEG_MAGIC):
-        # Some encoders pad after the EOI marker; allow a little trailing padding.
-        return "jpeg" if _JPEG_TRAILER in body[-16:] else None
+        # The EOI marker must END the body (NUL padding after it tolerated): an FF D9 a few
+        # bytes before the end (an embedded thumbnail's EOI) does not make a cut JPEG complete.
+        return "jpeg" if body[-64:].rstrip(b"\x00").endswith(_JPEG_TRAILER) else None
     if body.startswith(_GIF_MAGICS):
         return "gif" if body[-64:].rstrip(b"\x00").endswith(b";") else None
     return None
@@ -194,5 +195,8 @@ def _describe(body: bytes, content_type: str, wanted: str) -> str:
     if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or "html" in label:
         return f"expected {wanted}, got an HTML page ({len(body)} bytes, {label})"
     if body.startswith((_PNG_MAGIC, _JPEG_MAGIC, *_GIF_MAGICS)):
+        kind = image_kind(body)
+        if kind is not None:  # a complete image where JSON was due
+            return f"expected {wanted}, got a {kind} image ({len(body)} bytes)"
         return f"expected {wanted}, got a truncated or incomplete image ({len(body)} bytes)"
     return f"expected {wanted}, got {len(body)} unrecognised bytes ({label})"

@@ -1,0 +1,315 @@
+"""Decoder behaviours that the first mutation run showed no test would notice breaking.
+
+Each test names the answer a user could get from WeChat (or a proxy in front of it) and what
+wxqr must do with it. Companion of ``tests/test_decoder.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import pytest
+from mockwechat import PNG
+from PIL import Image
+
+import wxqr
+from wxqr._decoder import decode
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), "white").save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+JPEG = _jpeg()
+GIF_BODY = b"GIF89a" + b"\x00" * 20 + b";"
+RID = "617682e0-09059ac5-34a8e2ea"
+
+
+def image(body: bytes, content_type: str = "image/jpeg", status: int = 200) -> bytes:
+    headers = httpx.Headers({"content-type": content_type})
+    return decode(status, headers, body, expect="image", endpoint="wxa/getwxacode")
+
+
+def as_json(body: bytes, content_type: str = "application/json", status: int = 200):
+    headers = httpx.Headers({"content-type": content_type})
+    return decode(status, headers, body, expect="json", endpoint="cgi-bin/shorten/fetch")
+
+
+# -- images: complete means the trailer is the LAST thing in the body --------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A JPEG cut short whose remaining tail still holds an FF D9 (an embedded thumbnail's
+        # end-of-image marker, or the byte pair inside the data) is still a truncated JPEG.
+        pytest.param(JPEG[:-12] + b"\xff\xd9" + b"\x12\x34\x56\x78\x9a\xbc", id="ffd9-6-from-end"),
+        pytest.param(JPEG[:-2] + b"\xff\xd9\x01", id="ffd9-then-one-byte"),
+        pytest.param(JPEG[: len(JPEG) // 2] + b"\xff\xd9" + JPEG[-200:-190], id="cut-mid-body"),
+    ],
+)
+def test_a_truncated_jpeg_with_ffd9_before_its_end_is_refused(body):
+    assert body.startswith(b"\xff\xd8\xff")
+    assert b"\xff\xd9" in body[-16:]
+    with pytest.raises(wxqr.ResponseDecodeError, match="truncated"):
+        image(body)
+    assert wxqr.image_kind(body) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(JPEG, id="exact"),
+        pytest.param(JPEG + b"\x00" * 8, id="nul-padding-after-eoi"),
+    ],
+)
+def test_a_complete_jpeg_is_accepted_with_or_without_padding(body):
+    assert image(body, "image/jpg") == body
+    assert wxqr.image_kind(body) == "jpeg"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        pytest.param(PNG + b"\x00" * 10, "png", id="png-nul-padding"),
+        pytest.param(GIF_BODY, "gif", id="gif89a"),
+        pytest.param(b"GIF87a" + b"\x00" * 20 + b";", "gif", id="gif87a"),
+        pytest.param(GIF_BODY + b"\x00" * 3, "gif", id="gif-nul-padding"),
+    ],
+)
+def test_padded_and_both_gif_flavours_are_images(body, kind):
+    assert wxqr.image_kind(body) == kind
+    assert image(body, "image/gif") == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(PNG[:-12] + b"IEND\xaeB`\x82" + b"\x00\x01", id="png-trailer-then-junk"),
+        pytest.param(b"GIF89a" + b"\x00" * 20, id="gif-no-trailer"),
+        pytest.param(b"GIF89a;" + b"\x00" * 4 + b"x", id="gif-junk-after-trailer"),
+    ],
+)
+def test_png_and_gif_need_their_trailer_at_the_end(body):
+    assert wxqr.image_kind(body) is None
+    with pytest.raises(wxqr.ResponseDecodeError, match="truncated"):
+        image(body)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("text/html", id="text-html"),
+        pytest.param("TEXT/HTML; charset=UTF-8", id="upper-case-html"),
+        pytest.param("Application/JSON", id="mixed-case-json"),
+        pytest.param("application/json; encoding=utf-8", id="json-with-param"),
+    ],
+)
+def test_image_bytes_labelled_html_or_json_are_refused(content_type):
+    # A proxy's error page or an emulator mislabelling: ambiguous, so never returned as an image.
+    with pytest.raises(wxqr.ResponseDecodeError, match="labelled") as info:
+        image(PNG, content_type)
+    assert content_type.split(";")[0].lower() in str(info.value)
+
+
+def test_a_plain_dict_of_headers_is_read_too():
+    assert decode(200, {"content-type": "image/png"}, PNG, expect="image", endpoint="x") == PNG
+    with pytest.raises(wxqr.ResponseDecodeError, match="labelled"):
+        decode(200, {"content-type": "text/html"}, PNG, expect="image", endpoint="x")
+    assert decode(200, {}, PNG, expect="image", endpoint="x") == PNG
+
+
+# -- HTTP status: only 2xx is success ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [100, 199, 300, 301, 302, 304])
+def test_a_status_outside_2xx_is_never_success(status):
+    with pytest.raises(wxqr.HTTPStatusError) as info:
+        image(PNG, "image/png", status=status)
+    assert info.value.status_code == status
+    with pytest.raises(wxqr.HTTPStatusError):
+        as_json(b'{"errcode":0,"errmsg":"ok"}', status=status)
+
+
+@pytest.mark.parametrize("status", [200, 201, 299])
+def test_every_2xx_status_is_success(status):
+    assert image(PNG, "image/png", status=status) == PNG
+    assert as_json(b'{"errcode":0,"errmsg":"ok"}', status=status) == {"errcode": 0, "errmsg": "ok"}
+
+
+def test_a_404_on_showqrcode_only_is_ticket_not_found():
+    headers = httpx.Headers({"content-type": "text/html"})
+    with pytest.raises(wxqr.TicketNotFoundError, match="ticket unknown") as info:
+        decode(404, headers, b"", expect="image", endpoint="cgi-bin/showqrcode")
+    assert info.value.endpoint == "cgi-bin/showqrcode"
+    for status in (403, 410):
+        with pytest.raises(wxqr.HTTPStatusError) as other:
+            decode(status, headers, b"", expect="image", endpoint="cgi-bin/showqrcode")
+        assert type(other.value) is wxqr.HTTPStatusError
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b'{"errcode":45009,"errmsg":"quota"}', wxqr.QuotaExceededError, id="quota"),
+        pytest.param(
+            b'\xef\xbb\xbf {"errcode":-1,"errmsg":"busy"}', wxqr.SystemBusyError, id="bom"
+        ),
+        pytest.param(b'{"errcode":"-1","errmsg":"busy"}', wxqr.SystemBusyError, id="string-code"),
+    ],
+)
+def test_wechat_json_behind_a_proxy_error_status_keeps_its_type(body, expected):
+    with pytest.raises(expected) as info:
+        as_json(body, status=502)
+    assert info.value.endpoint == "cgi-bin/shorten/fetch"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"errcode":0,"errmsg":"ok"}', id="errcode-0"),
+        pytest.param(b'{"detail":"bad gateway"}', id="no-errcode"),
+        pytest.param(b"[1, 2]", id="json-array"),
+        pytest.param(b'{"errcode":', id="truncated-json"),
+    ],
+)
+def test_other_bodies_behind_a_5xx_are_a_plain_status_error(body):
+    with pytest.raises(wxqr.HTTPStatusError) as info:
+        as_json(body, status=503)
+    assert type(info.value) is wxqr.HTTPStatusError
+    assert info.value.status_code == 503
+
+
+def test_deep_json_behind_a_5xx_is_a_status_error_not_a_recursion_error():
+    deep = b'{"errcode":-1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(wxqr.HTTPStatusError) as info:
+        as_json(deep, status=503)
+    assert info.value.status_code == 503
+
+
+def test_deep_json_on_success_is_a_decode_error_not_a_recursion_error():
+    deep = b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(wxqr.ResponseDecodeError, match="malformed JSON") as info:
+        as_json(deep)
+    assert info.value.__cause__ is None
+    with pytest.raises(wxqr.ResponseDecodeError, match="malformed JSON"):
+        image(deep)
+
+
+# -- JSON endpoints: a BOM or whitespace before "{" -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param(b"\xef\xbb\xbf", id="utf8-bom"),
+        pytest.param(b" \t\r\n", id="whitespace"),
+        pytest.param(b"\xef\xbb\xbf\r\n", id="bom-and-newline"),
+    ],
+)
+def test_json_after_a_bom_or_whitespace_is_parsed(prefix):
+    ok = b'{"errcode":0,"errmsg":"ok","short_key":"iTqRJFSEqk9RvPk"}'
+    assert as_json(prefix + ok)["short_key"] == "iTqRJFSEqk9RvPk"
+    err = json.dumps({"errcode": 45009, "errmsg": f"quota rid: {RID}"}).encode()
+    with pytest.raises(wxqr.QuotaExceededError) as info:
+        as_json(prefix + err, "text/plain")
+    assert info.value.rid == RID
+    assert info.value.errmsg == "quota"
+
+
+@pytest.mark.parametrize(
+    ("errcode", "expected"),
+    [
+        pytest.param(" 45009 ", wxqr.QuotaExceededError, id="padded-string"),
+        pytest.param("0", None, id="string-zero"),
+        pytest.param(0, None, id="zero"),
+    ],
+)
+def test_errcode_as_a_string_is_read_as_a_number(errcode, expected):
+    body = json.dumps({"errcode": errcode, "errmsg": "x", "k": 1}).encode()
+    if expected is None:
+        assert as_json(body)["k"] == 1
+    else:
+        with pytest.raises(expected) as info:
+            as_json(body)
+        assert info.value.errcode == 45009
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(True, "errcode is a boolean", id="bool"),
+        pytest.param(1.5, "errcode is not a number: 1.5", id="float"),
+        pytest.param("busy", "errcode is not a number: 'busy'", id="text"),
+        pytest.param([1], "errcode is not a number: [1]", id="list"),
+    ],
+)
+def test_an_errcode_that_is_not_a_number_is_a_decode_error(value, message):
+    body = json.dumps({"errcode": value}).encode()
+    with pytest.raises(wxqr.ResponseDecodeError) as info:
+        as_json(body)
+    assert str(info.value) == f"cgi-bin/shorten/fetch: {message}"
+
+
+def test_a_non_string_errmsg_becomes_empty():
+    with pytest.raises(wxqr.QuotaExceededError) as info:
+        as_json(b'{"errcode":45009,"errmsg":{"zh":"x"}}')
+    assert info.value.errmsg == ""
+
+
+# -- messages name what arrived, never the body ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expect", "message"),
+    [
+        pytest.param(b"", "", "image", "expected an image, got an empty body (no content type)"),
+        pytest.param(b"", "text/plain", "json", "expected JSON, got an empty body (text/plain)"),
+        pytest.param(
+            b"<html><body>x</body></html>",
+            "image/jpeg",
+            "image",
+            "expected an image, got an HTML page (27 bytes, image/jpeg)",
+        ),
+        pytest.param(
+            b"  <!DOCTYPE HTML>",
+            "",
+            "json",
+            "expected JSON, got an HTML page (17 bytes, no content type)",
+        ),
+        pytest.param(
+            b"<head>", "", "json", "expected JSON, got an HTML page (6 bytes, no content type)"
+        ),
+        pytest.param(
+            b"<body>", "", "json", "expected JSON, got an HTML page (6 bytes, no content type)"
+        ),
+        pytest.param(
+            b"oops", "text/html", "json", "expected JSON, got an HTML page (4 bytes, text/html)"
+        ),
+        pytest.param(
+            b"GIF89a...",
+            "image/gif",
+            "image",
+            "expected an image, got a truncated or incomplete image (9 bytes)",
+        ),
+        pytest.param(
+            PNG, "image/png", "json", f"expected JSON, got a png image ({len(PNG)} bytes)"
+        ),
+        pytest.param(
+            b"garbage!",
+            "text/plain",
+            "image",
+            "expected an image, got 8 unrecognised bytes (text/plain)",
+        ),
+    ],
+)
+def test_decode_errors_describe_what_arrived(body, content_type, expect, message):
+    headers = httpx.Headers({"content-type": content_type} if content_type else {})
+    with pytest.raises(wxqr.ResponseDecodeError) as info:
+        decode(200, headers, body, expect=expect, endpoint="wxa/x")
+    assert str(info.value) == f"wxa/x: {message}"
+    assert info.value.endpoint == "wxa/x"

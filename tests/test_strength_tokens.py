@@ -1,0 +1,399 @@
+"""Token behaviours across processes and racing callers that no earlier test pinned down.
+
+"Two processes" are two ``wxqr.Client``s (two ``TokenManager``s) on one shared cache, as two
+workers on one Redis would be; the cache here is the memory cache, wrapped where a test needs
+the cache to take time the way a Redis round-trip does. Companion of ``tests/test_tokens.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from mockwechat import APPID, SECRET, FakeWeChat, body_of, error, token_of
+
+import wxqr
+from wxqr._tokens import TokenManager
+
+pytestmark = pytest.mark.anyio
+
+KEY = "iTqRJFSEqk9RvPk"
+STABLE = f"{APPID}:stable"
+CLASSIC = f"{APPID}:classic"
+
+
+def manager(http, *, cache=None, stable=True, clock=time.time, secret=SECRET, timeout=10.0):
+    """One TokenManager (one "process") on ``cache``, with a clock the test may control."""
+    return TokenManager(
+        http=lambda: http,
+        api_base_url="https://api.weixin.qq.com",
+        appid=APPID,
+        secret=secret,
+        cache=cache if cache is not None else wxqr.MemoryTokenCache(),
+        stable=stable,
+        clock=clock,
+        timeout=timeout,
+    )
+
+
+def api_tokens(fake):
+    return [token_of(r) for r in fake.api_requests]
+
+
+class HookedCache(wxqr.MemoryTokenCache):
+    """A memory cache that runs ``hook`` in the middle of ``delete`` (a slow round-trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_delete = None
+        self.after_delete = None
+
+    async def delete(self, key, *, if_value=None):
+        hook, self.before_delete = self.before_delete, None
+        if hook is not None:
+            await hook()
+        deleted = await super().delete(key, if_value=if_value)
+        hook, self.after_delete = self.after_delete, None
+        if hook is not None:
+            await hook()
+        return deleted
+
+
+# -- compare-and-delete through the manager ------------------------------------------------------
+
+
+async def test_a_stale_40001_in_one_process_keeps_the_token_another_already_refreshed():
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat()
+    async with (
+        fake.client(token_cache=cache, stable_token=False, retry_backoff=0) as a,
+        fake.client(token_cache=cache, stable_token=False, retry_backoff=0) as b,
+    ):
+        first = await a.access_token()
+        assert await b.access_token() == first
+        fake.reject(first)
+        await b.shorten.fetch(KEY)  # B hits 40001 first and refreshes: the cache holds T2
+        second = fake.issued[1]
+        assert (await cache.get(CLASSIC)).value == second
+
+        await a.shorten.fetch(KEY)  # A still holds T1: its 40001 is stale news
+
+        assert (await cache.get(CLASSIC)).value == second  # not deleted, not replaced
+        assert await a.access_token() == second
+        assert await b.access_token() == second
+    # classic mode: one more fetch would have invalidated B's token for real
+    assert len(fake.token_requests) == 2
+    assert api_tokens(fake) == [first, second, first, second]
+
+
+async def test_a_40001_for_the_cached_token_drops_it_from_the_shared_cache():
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat()
+    async with fake.client(token_cache=cache, retry_backoff=0) as a:
+        first = await a.access_token()
+        fake.reject(first)
+        await a.shorten.fetch(KEY)
+    async with fake.client(token_cache=cache) as b:  # the next process starts with the new one
+        assert await b.access_token() == fake.issued[1] != first
+    assert len(fake.token_requests) == 2
+
+
+# -- the re-check of the shared cache under the cross-process lock -------------------------------
+
+
+@pytest.mark.parametrize(
+    "stable", [pytest.param(True, id="stable"), pytest.param(False, id="classic")]
+)
+async def test_two_processes_on_a_cold_cache_make_one_fetch(stable):
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat(token_delay=0.05)
+    results = {}
+    async with (
+        fake.client(token_cache=cache, stable_token=stable) as a,
+        fake.client(token_cache=cache, stable_token=stable) as b,
+    ):
+
+        async def fetch(name, wx):
+            results[name] = await wx.access_token()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch, "a", a)
+            tg.start_soon(fetch, "b", b)  # reads the empty cache while A's fetch is in flight
+
+    assert len(fake.token_requests) == 1
+    assert results == {"a": fake.issued[0], "b": fake.issued[0]}
+
+
+async def test_a_process_waiting_for_the_lock_uses_the_token_fetched_meanwhile():
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat(token_delay=0.05)
+    async with (
+        fake.client(token_cache=cache, stable_token=False) as a,
+        fake.client(token_cache=cache, stable_token=False) as b,
+        fake.client(token_cache=cache, stable_token=False) as c,
+        anyio.create_task_group() as tg,
+    ):
+        for wx in (a, b, c):
+            for _ in range(3):
+                tg.start_soon(wx.shorten.fetch, KEY)
+    assert len(fake.token_requests) == 1
+    assert api_tokens(fake) == [fake.issued[0]] * 9
+
+
+# -- a refresh never hands back the token it was asked to replace ---------------------------------
+
+
+async def test_a_get_racing_the_invalidation_does_not_make_the_retry_resend_the_bad_token():
+    # WeChat rejects T1. While the manager is deleting T1 from the (slow, shared) cache, another
+    # caller's get() still finds T1 there and puts it back in the manager's local copy. The
+    # refresh that follows must not take that copy for the replacement it was asked for.
+    cache = HookedCache()
+    fake = FakeWeChat()
+    seen = []
+    async with fake.client(token_cache=cache, stable_token=False, retry_backoff=0) as wx:
+        first = await wx.access_token()
+
+        async def racing_get():  # runs once the manager has let go of its local copy of T1
+            seen.append(await wx.access_token())
+
+        cache.before_delete = racing_get
+        fake.reject(first)
+        data = await wx.shorten.fetch(KEY)
+
+    assert seen == [first]  # the race happened: the racer got T1 from the cache
+    assert data.long_data == "loooooong data"
+    assert api_tokens(fake) == [first, fake.issued[1]]  # the retry carried the NEW token
+
+
+async def test_a_lagging_stable_token_put_back_by_another_process_is_not_the_replacement():
+    # Process A is told T1 is invalid and drops it. Before A refreshes, process B (cold) fetches
+    # and WeChat's lagging stable_token hands B the same T1, which B stores in the shared cache.
+    # A must not take T1 from the cache as its replacement: it fetches, gets T1 again, and
+    # forces a refresh.
+    cache = HookedCache()
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(token_cache=cache, retry_backoff=0) as a:
+        first = await a.access_token()
+
+        async def other_process_fetches():
+            async with fake.client(token_cache=cache) as b:
+                assert await b.access_token() == first
+
+        cache.after_delete = other_process_fetches
+        fake.reject(first)
+        await a.shorten.fetch(KEY)
+
+    second = fake.issued[1]
+    assert api_tokens(fake) == [first, second]
+    assert [body_of(r).get("force_refresh") for r in fake.token_requests] == [
+        None,  # A's first token
+        None,  # B's fetch: T1 again
+        None,  # A's refresh: T1 again
+        True,  # A's one forced refresh: T2
+    ]
+    assert (await cache.get(STABLE)).value == second
+
+
+async def test_calls_starting_while_a_rejected_token_is_replaced_wait_for_the_new_one():
+    fake = FakeWeChat()
+    async with fake.client(stable_token=False, retry_backoff=0) as wx:
+        first = await wx.access_token()
+        fake.reject(first)
+        fake.token_delay = 0.1  # the refresh takes a while
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wx.shorten.fetch, KEY)  # hits 40001, starts the refresh
+            await anyio.sleep(0.05)  # the refresh is in flight
+            for _ in range(5):
+                tg.start_soon(wx.shorten.fetch, KEY)
+    second = fake.issued[1]
+    assert api_tokens(fake) == [first] + [second] * 6  # nobody else sent the rejected token
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_replacement_is_never_the_rejected_token_even_when_still_fresh_locally():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        tokens = manager(http, stable=False)
+        first = await tokens.get()
+        assert await tokens.replacement(first) == fake.issued[1] != first
+        # A stale report about a token already replaced changes nothing.
+        assert await tokens.replacement(first) == fake.issued[1]
+        assert tokens.fetches == 2
+    assert len(fake.token_requests) == 2
+
+
+async def test_waiters_after_a_refresh_take_a_short_lived_token():
+    now = [1_000_000.0]
+    fake = FakeWeChat(expires_in=100, token_delay=0.02)  # inside the 300 s margin from the start
+    async with fake.http_client() as http:
+        tokens = manager(http, stable=False, clock=lambda: now[0])
+        results = []
+
+        async def caller():
+            results.append(await tokens.get())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(caller)
+        assert results == [fake.issued[0]] * 5  # shared: fetched once for all five
+        assert await tokens.get() == fake.issued[1]  # a new call inside the margin refetches
+    assert len(fake.token_requests) == 2
+
+
+async def test_waiters_never_share_a_token_that_was_dead_on_arrival():
+    now = [1_000_000.0]
+    fake = FakeWeChat(expires_in=0, token_delay=0.02)  # expired the moment it was issued
+    async with fake.http_client() as http:
+        tokens = manager(http, stable=False, clock=lambda: now[0])
+        results = []
+
+        async def caller():
+            results.append(await tokens.get())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(caller)
+    assert sorted(results) == sorted(fake.issued)
+    assert len(set(results)) == 3  # each waiter fetched for itself: no dead token handed out
+
+
+# -- expiry arithmetic with a patched clock ------------------------------------------------
+
+
+async def test_the_margin_is_measured_from_the_fetch_start_with_the_managers_clock():
+    now = [5_000.0]
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat(expires_in=7200)
+    async with fake.http_client() as http:
+        tokens = manager(http, cache=cache, stable=False, clock=lambda: now[0])
+        first = await tokens.get()
+        assert (await cache.get(CLASSIC)).expires_at == 5_000.0 + 7200
+        now[0] = 5_000.0 + 7200 - 300 - 0.5  # half a second before the margin: reused
+        assert await tokens.get() == first
+        now[0] = 5_000.0 + 7200 - 300  # exactly at the margin: refreshed
+        second = await tokens.get()
+    assert second == fake.issued[1] != first
+
+
+async def test_a_token_in_the_shared_cache_inside_the_margin_is_not_used():
+    cache = wxqr.MemoryTokenCache()
+    await cache.set(STABLE, wxqr.CachedToken("OLD-TOKEN-near-expiry", time.time() + 200))
+    fake = FakeWeChat()
+    async with fake.client(token_cache=cache, refresh_margin=300.0) as wx:
+        assert await wx.access_token() == fake.issued[0]
+    assert (await cache.get(STABLE)).value == fake.issued[0]
+
+
+async def test_a_fresh_token_in_the_shared_cache_is_used_without_a_fetch():
+    cache = wxqr.MemoryTokenCache()
+    await cache.set(STABLE, wxqr.CachedToken("SHARED-TOKEN-from-elsewhere", time.time() + 7200))
+    fake = FakeWeChat()
+    fake.accepted.add("SHARED-TOKEN-from-elsewhere")
+    async with fake.client(token_cache=cache) as wx:
+        assert await wx.access_token() == "SHARED-TOKEN-from-elsewhere"
+        await wx.shorten.fetch(KEY)
+    assert fake.token_requests == []
+    assert api_tokens(fake) == ["SHARED-TOKEN-from-elsewhere"]
+
+
+# -- what a fetch sends and accepts --------------------------------------------------------
+
+
+async def test_fetches_are_counted_and_use_the_fetch_timeout():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        tokens = manager(http, stable=False, timeout=3.5)
+        await tokens.get()
+        assert tokens.fetches == 1
+        assert tokens.cache_key == CLASSIC
+    [request] = fake.token_requests
+    assert request.extensions["timeout"] == {"connect": 3.5, "read": 3.5, "write": 3.5, "pool": 3.5}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"access_token": "", "expires_in": 7200}, id="empty-token"),
+        pytest.param({"access_token": 123, "expires_in": 7200}, id="numeric-token"),
+        pytest.param({"access_token": "T", "expires_in": "7200"}, id="string-expiry"),
+    ],
+)
+async def test_a_token_answer_without_a_usable_token_is_a_decode_error(answer):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", answer)
+    async with fake.client(max_retries=0) as wx:
+        with pytest.raises(wxqr.ResponseDecodeError, match="lacks access_token") as info:
+            await wx.access_token()
+    assert info.value.endpoint == "cgi-bin/stable_token"
+
+
+async def test_a_float_expires_in_is_accepted():
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat(expires_in=7200.5)
+    before = time.time()
+    async with fake.client(token_cache=cache) as wx:
+        await wx.access_token()
+    assert (await cache.get(STABLE)).expires_at >= before + 7200.5
+
+
+async def test_a_manager_without_secret_or_provider_says_so():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        with pytest.raises(wxqr.AccessTokenError, match="no secret") as info:
+            await manager(http, secret=None).get()
+    assert info.value.errcode == 41004
+    assert info.value.endpoint == "cgi-bin/stable_token"
+    assert fake.requests == []
+
+
+async def test_the_forced_refresh_error_names_the_token_endpoint():
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(retry_backoff=0) as wx:
+        first = await wx.access_token()
+        # Even the forced refresh answers the rejected token: give up with a clear error.
+        fake.reply_always(
+            "cgi-bin/stable_token", lambda request: {"access_token": first, "expires_in": 7200}
+        )
+        fake.reject(first)
+        with pytest.raises(wxqr.AccessTokenError, match="forced refresh returned") as info:
+            await wx.shorten.fetch(KEY)
+    assert info.value.endpoint == "cgi-bin/stable_token"
+    assert info.value.errcode == 40001
+    assert [body_of(r).get("force_refresh") for r in fake.token_requests] == [None, None, True]
+
+
+async def test_a_provider_token_is_never_cached_nor_invalidated():
+    cache = wxqr.MemoryTokenCache()
+    tokens = iter(["P1", "P2"])
+
+    async def provider():
+        return next(tokens)
+
+    fake = FakeWeChat()
+    fake.accepted.add("P2")
+    async with fake.client(token_provider=provider, token_cache=cache) as wx:
+        await wx.shorten.fetch(KEY)
+        assert await cache.get(STABLE) is None
+        await wx._tokens.invalidate("P2")  # a no-op for provided tokens
+    assert api_tokens(fake) == ["P1", "P2"]
+
+
+async def test_a_token_error_from_the_provider_path_names_the_provider():
+    async def provider():
+        return 42
+
+    fake = FakeWeChat()
+    async with fake.client(token_provider=provider) as wx:
+        with pytest.raises(wxqr.AccessTokenError, match="returned no token") as info:
+            await wx.access_token()
+    assert (info.value.errcode, info.value.endpoint) == (41001, "token_provider")
+
+
+async def test_a_busy_token_endpoint_then_success_gives_the_token():
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/token", error(-1))
+    async with fake.client(stable_token=False, retry_backoff=0) as wx:
+        await wx.shorten.fetch(KEY)
+    assert len(fake.token_requests) == 2
+    assert api_tokens(fake) == [fake.issued[0]]

@@ -1,0 +1,279 @@
+"""Retry, backoff and redaction behaviours that no earlier test pinned down.
+
+Time is patched, not waited for: ``random.uniform`` (the jitter) and ``anyio.sleep`` are
+replaced by recorders, so an 8 s cap or a 60 s ``retry_after`` is checked in milliseconds.
+Companion of ``tests/test_transport.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import anyio
+import httpx
+import pytest
+from mockwechat import APPID, PNG, SECRET, FakeWeChat, error, raises, token_of
+
+import wxqr
+from wxqr._transport import install_log_redaction, redact
+
+pytestmark = pytest.mark.anyio
+
+KEY = "iTqRJFSEqk9RvPk"
+PREFIX = "https://www.example.com/qr/"
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record every ``anyio.sleep`` the SDK asks for, and return at once."""
+    asked = []
+    checkpoint = anyio.lowlevel.checkpoint
+
+    async def fake_sleep(delay):
+        asked.append(delay)
+        await checkpoint()
+
+    monkeypatch.setattr(anyio, "sleep", fake_sleep)
+    return asked
+
+
+@pytest.fixture
+def jitter(monkeypatch):
+    """Record the ranges the backoff draws from; the draw itself is the range's top."""
+    ranges = []
+
+    def fake_uniform(low, high):
+        ranges.append((low, high))
+        return high
+
+    monkeypatch.setattr(random, "uniform", fake_uniform)
+    return ranges
+
+
+# -- backoff: retry_backoff * 2**n, capped at 8 s, full jitter --------------------------------
+
+
+async def test_backoff_doubles_from_retry_backoff_and_is_capped_at_8_seconds(sleeps, jitter):
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/shorten/fetch", error(-1))
+    async with fake.client(retry_backoff=1.5, max_retries=5, rate_limits={}) as wx:
+        with pytest.raises(wxqr.SystemBusyError):
+            await wx.shorten.fetch(KEY)
+    assert jitter == [(0, 1.5), (0, 3.0), (0, 6.0), (0, 8.0), (0, 8.0)]
+    assert sleeps == [1.5, 3.0, 6.0, 8.0, 8.0]
+    assert len(fake.api_requests) == 6
+
+
+async def test_a_large_retry_backoff_is_still_capped(sleeps, jitter):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/shorten/fetch", httpx.Response(502), httpx.Response(503))
+    async with fake.client(retry_backoff=30.0, rate_limits={}) as wx:
+        await wx.shorten.fetch(KEY)
+    assert jitter == [(0, 8.0), (0, 8.0)]
+    assert sleeps == [8.0, 8.0]
+
+
+async def test_each_kind_of_transient_failure_backs_off(sleeps, jitter):
+    fake = FakeWeChat()
+    fake.reply(
+        "wxa/getwxacode",
+        raises(httpx.ConnectError),
+        httpx.Response(500),
+        PNG[:50],
+        error(886001),
+    )
+    async with fake.client(retry_backoff=0.25, max_retries=4, rate_limits={}) as wx:
+        assert await wx.wxacode.get(path="pages/a") == PNG
+    assert sleeps == [0.25, 0.5, 1.0, 2.0]
+
+
+# -- 44990 / 45011: wait retry_after within the budget ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errcode", "retry_after"),
+    [pytest.param(45011, 60.0, id="45011-next-minute"), pytest.param(44990, 1.0, id="44990")],
+)
+async def test_a_rate_limited_call_waits_the_errcodes_retry_after(
+    sleeps, jitter, errcode, retry_after
+):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/wxopen/qrcodejumpget", error(errcode))
+    async with fake.client(max_rate_limit_wait=60.0, rate_limits={}) as wx:
+        rules = await wx.qrcode_jump.get()
+    assert isinstance(rules, wxqr.QrJumpRules)
+    assert sleeps == [retry_after]  # exactly retry_after: no jittered backoff on top
+    assert jitter == []
+    assert len(fake.api_requests) == 2
+
+
+async def test_a_wait_exactly_the_budget_is_taken_but_not_one_more(sleeps):
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/wxopen/qrcodejumpget", error(44990))
+    async with fake.client(max_rate_limit_wait=2.0, max_retries=10, rate_limits={}) as wx:
+        with pytest.raises(wxqr.RateLimitError) as info:
+            await wx.qrcode_jump.get()
+    assert sleeps == [1.0, 1.0]  # 1 s + 1 s = the whole 2 s budget; a third would exceed it
+    assert info.value.retry_after == 1.0
+    assert len(fake.api_requests) == 3
+
+
+async def test_a_45011_wait_longer_than_the_budget_raises_at_once(sleeps):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/wxopen/qrcodejumpget", error(45011))
+    async with fake.client(max_rate_limit_wait=59.0, rate_limits={}) as wx:
+        with pytest.raises(wxqr.RateLimitError) as info:
+            await wx.qrcode_jump.get()
+    assert info.value.retry_after == 60.0
+    assert sleeps == []
+    assert len(fake.api_requests) == 1
+
+
+async def test_rate_limit_waits_use_up_max_retries(sleeps):
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/wxopen/qrcodejumpget", error(44990))
+    async with fake.client(max_rate_limit_wait=100.0, max_retries=2, rate_limits={}) as wx:
+        with pytest.raises(wxqr.RateLimitError):
+            await wx.qrcode_jump.get()
+    assert sleeps == [1.0, 1.0]
+    assert len(fake.api_requests) == 3
+
+
+# -- the token is taken per attempt: a retry never resends a token refreshed meanwhile ----------
+
+
+async def test_a_retry_carries_the_token_another_call_refreshed_meanwhile(sleeps):
+    fake = FakeWeChat()
+    async with fake.client(stable_token=False, rate_limits={}) as wx:
+        first = await wx.access_token()
+
+        async def busy_while_another_call_refreshes(request):
+            # While this attempt is answered, WeChat rejects T1 and another call refreshes.
+            fake.reject(first)
+            await wx.qrcode.create_permanent(scene_id=7)  # 40001 -> refresh -> retried with T2
+            return error(-1)
+
+        fake.reply("cgi-bin/shorten/fetch", busy_while_another_call_refreshes)
+        data = await wx.shorten.fetch(KEY)
+
+    second = fake.issued[1]
+    assert data.long_data == "loooooong data"
+    assert [token_of(r) for r in fake.calls("cgi-bin/qrcode/create")] == [first, second]
+    # the busy call's retry carried T2 at once: no second 40001, no third token
+    assert [token_of(r) for r in fake.calls("cgi-bin/shorten/fetch")] == [first, second]
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_rate_limit_retry_carries_the_current_token(sleeps):
+    fake = FakeWeChat()
+    async with fake.client(stable_token=False, rate_limits={}) as wx:
+        first = await wx.access_token()
+
+        async def limited_while_another_call_refreshes(request):
+            fake.reject(first)
+            await wx.shorten.fetch(KEY)
+            return error(44990)
+
+        fake.reply("cgi-bin/wxopen/qrcodejumpget", limited_while_another_call_refreshes)
+        await wx.qrcode_jump.get()
+    second = fake.issued[1]
+    assert [token_of(r) for r in fake.calls("cgi-bin/wxopen/qrcodejumpget")] == [first, second]
+    assert len(fake.token_requests) == 2
+
+
+async def test_the_token_retry_is_one_extra_attempt_beyond_max_retries(sleeps):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/shorten/fetch", error(-1), error(40001), error(-1))
+    async with fake.client(max_retries=2, rate_limits={}) as wx:
+        await wx.shorten.fetch(KEY)
+    assert len(fake.api_requests) == 4  # 2 busy retries + 1 token retry + the call itself
+    assert len(sleeps) == 2  # the token retry goes at once
+
+
+async def test_a_second_token_error_after_the_refresh_is_raised(sleeps):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/shorten/fetch", error(40014), error(-1), error(42001))
+    async with fake.client(max_retries=3, rate_limits={}) as wx:
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.shorten.fetch(KEY)
+    assert info.value.errcode == 42001
+    assert len(fake.api_requests) == 3
+
+
+async def test_calls_without_a_token_send_none(sleeps):
+    fake = FakeWeChat()
+    async with fake.client(rate_limits={}) as wx:
+        image = await wx.qrcode.show("gQH47joAAAAA")  # mp.weixin.qq.com, no access_token
+    assert image == PNG
+    [request] = fake.requests
+    assert request.url.host == "mp.weixin.qq.com"
+    assert "access_token" not in request.url.params
+    assert request.url.params["ticket"] == "gQH47joAAAAA"
+
+
+# -- redaction: the log filter on every logger that may print a URL ---------------------------
+
+
+@pytest.fixture
+def records(caplog):
+    install_log_redaction()
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+TOKEN = "TOKEN7-q8Zr4Lm2Xw7Kp"
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpcore.http11", "aiohttp.client", "wxqr"])
+def test_a_token_formatted_into_the_message_itself_is_masked(records, name):
+    logging.getLogger(name).info(
+        f"HTTP Request: POST https://api.weixin.qq.com/x?access_token={TOKEN}&a=1 200"
+    )
+    [record] = [r for r in records.records if r.name == name]
+    assert record.getMessage() == (
+        "HTTP Request: POST https://api.weixin.qq.com/x?access_token=***&a=1 200"
+    )
+    assert TOKEN not in records.text
+
+
+def test_secrets_in_tuple_args_of_every_kind_are_masked(records):
+    url = httpx.URL(f"https://api.weixin.qq.com/cgi-bin/token?appid={APPID}&secret={SECRET}")
+    request = httpx.Request("GET", f"https://api.weixin.qq.com/x?access_token={TOKEN}")
+    logging.getLogger("httpx").info(
+        "%s %s %s %s %d", url, request, f"?access_token={TOKEN}".encode(), "plain", 7
+    )
+    [record] = [r for r in records.records if r.name == "httpx"]
+    message = record.getMessage()
+    assert SECRET not in message
+    assert TOKEN not in message
+    assert "secret=***" in message
+    assert message.endswith(" plain 7")
+
+
+def test_a_message_without_secrets_is_left_alone(records):
+    logging.getLogger("httpx").info("done = fine, 100%")
+    [record] = [r for r in records.records if r.name == "httpx"]
+    assert record.getMessage() == "done = fine, 100%"
+
+
+def test_installing_twice_adds_the_filter_once():
+    install_log_redaction()
+    install_log_redaction()
+    for name in ("httpx", "httpcore", "wxqr.tokens", "wxqr.caches.redis", "aiohttp.internal"):
+        assert len([f for f in logging.getLogger(name).filters if f.name == "wxqr.redact"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        pytest.param("?access_token=abc&x=1", "?access_token=***&x=1", id="token"),
+        pytest.param("&SECRET=abc def", "&SECRET=*** def", id="upper"),
+        pytest.param("appsecret=abc'", "appsecret=***'", id="appsecret"),
+        pytest.param('secret=abc"', 'secret=***"', id="quote"),
+        pytest.param("secret=a>b", "secret=***>b", id="angle"),
+        pytest.param("no secrets here", "no secrets here", id="none"),
+    ],
+)
+def test_redact_masks_each_secret_parameter(text, masked):
+    assert redact(text) == masked
