@@ -92,12 +92,38 @@ def test_padded_and_both_gif_flavours_are_images(body, kind):
         pytest.param(PNG[:-12] + b"IEND\xaeB`\x82" + b"\x00\x01", id="png-trailer-then-junk"),
         pytest.param(b"GIF89a" + b"\x00" * 20, id="gif-no-trailer"),
         pytest.param(b"GIF89a;" + b"\x00" * 4 + b"x", id="gif-junk-after-trailer"),
+        pytest.param(PNG + b"X", id="png-then-X"),
+        pytest.param(JPEG + b"\x00X", id="jpeg-then-X"),
+        pytest.param(GIF_BODY + b"X", id="gif-then-X"),
     ],
 )
 def test_png_and_gif_need_their_trailer_at_the_end(body):
     assert wxqr.image_kind(body) is None
     with pytest.raises(wxqr.ResponseDecodeError, match="truncated"):
         image(body)
+
+
+# The smallest bodies the decoder calls complete: magic bytes, then the trailer.
+TINY = {
+    "png": b"\x89PNG\r\n\x1a\n" + b"IEND\xaeB`\x82",
+    "jpeg": b"\xff\xd8\xff\xe0" + b"\xff\xd9",
+    "gif": b"GIF89a;",
+}
+TRAILER = {"png": 8, "jpeg": 2, "gif": 1}
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "gif"])
+def test_a_tiny_complete_image_is_an_image(kind):
+    assert wxqr.image_kind(TINY[kind]) == kind
+    assert image(TINY[kind]) == TINY[kind]
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "gif"])
+def test_nul_padding_is_tolerated_within_the_64_byte_tail_only(kind):
+    # Only the last 64 bytes are inspected (no copy of a large image): the trailer must be there.
+    fits = 64 - TRAILER[kind]
+    assert wxqr.image_kind(TINY[kind] + b"\x00" * fits) == kind
+    assert wxqr.image_kind(TINY[kind] + b"\x00" * (fits + 1)) is None
 
 
 @pytest.mark.parametrize(
@@ -196,6 +222,10 @@ def test_deep_json_on_success_is_a_decode_error_not_a_recursion_error():
     with pytest.raises(wxqr.ResponseDecodeError, match="malformed JSON") as info:
         as_json(deep)
     assert info.value.__cause__ is None
+    assert info.value.endpoint == "cgi-bin/shorten/fetch"
+    assert str(info.value) == (
+        f"cgi-bin/shorten/fetch: malformed JSON ({len(deep)} bytes): RecursionError"
+    )
     with pytest.raises(wxqr.ResponseDecodeError, match="malformed JSON"):
         image(deep)
 
