@@ -133,13 +133,18 @@ def test_nul_padding_is_tolerated_within_the_64_byte_tail_only(kind):
         pytest.param("TEXT/HTML; charset=UTF-8", id="upper-case-html"),
         pytest.param("Application/JSON", id="mixed-case-json"),
         pytest.param("application/json; encoding=utf-8", id="json-with-param"),
+        pytest.param(" application/json ; a=1; b=2", id="json-with-two-params"),
     ],
 )
 def test_image_bytes_labelled_html_or_json_are_refused(content_type):
     # A proxy's error page or an emulator mislabelling: ambiguous, so never returned as an image.
-    with pytest.raises(wxqr.ResponseDecodeError, match="labelled") as info:
+    with pytest.raises(wxqr.ResponseDecodeError) as info:
         image(PNG, content_type)
-    assert content_type.split(";")[0].lower() in str(info.value)
+    label = content_type.split(";")[0].strip().lower()  # the media type, without parameters
+    assert str(info.value) == (
+        f"wxa/getwxacode: image bytes labelled {label!r}; refusing an ambiguous answer"
+    )
+    assert info.value.endpoint == "wxa/getwxacode"
 
 
 def test_a_plain_dict_of_headers_is_read_too():
@@ -157,6 +162,8 @@ def test_a_status_outside_2xx_is_never_success(status):
     with pytest.raises(wxqr.HTTPStatusError) as info:
         image(PNG, "image/png", status=status)
     assert info.value.status_code == status
+    assert info.value.endpoint == "wxa/getwxacode"
+    assert str(info.value) == f"wxa/getwxacode: HTTP {status}"
     with pytest.raises(wxqr.HTTPStatusError):
         as_json(b'{"errcode":0,"errmsg":"ok"}', status=status)
 
@@ -169,9 +176,12 @@ def test_every_2xx_status_is_success(status):
 
 def test_a_404_on_showqrcode_only_is_ticket_not_found():
     headers = httpx.Headers({"content-type": "text/html"})
-    with pytest.raises(wxqr.TicketNotFoundError, match="ticket unknown") as info:
+    with pytest.raises(wxqr.TicketNotFoundError) as info:
         decode(404, headers, b"", expect="image", endpoint="cgi-bin/showqrcode")
     assert info.value.endpoint == "cgi-bin/showqrcode"
+    assert str(info.value) == (
+        "cgi-bin/showqrcode: HTTP 404 (ticket unknown, malformed or expired)"
+    )
     for status in (403, 410):
         with pytest.raises(wxqr.HTTPStatusError) as other:
             decode(status, headers, b"", expect="image", endpoint="cgi-bin/showqrcode")
@@ -186,11 +196,14 @@ def test_a_404_on_showqrcode_only_is_ticket_not_found():
             b'\xef\xbb\xbf {"errcode":-1,"errmsg":"busy"}', wxqr.SystemBusyError, id="bom"
         ),
         pytest.param(b'{"errcode":"-1","errmsg":"busy"}', wxqr.SystemBusyError, id="string-code"),
+        pytest.param(b'{"errcode":1,"errmsg":"odd"}', wxqr.APIError, id="errcode-1"),
+        pytest.param(b'{"errcode":12345,"errmsg":"new"}', wxqr.APIError, id="unknown-errcode"),
     ],
 )
 def test_wechat_json_behind_a_proxy_error_status_keeps_its_type(body, expected):
     with pytest.raises(expected) as info:
         as_json(body, status=502)
+    assert type(info.value) is expected
     assert info.value.endpoint == "cgi-bin/shorten/fetch"
 
 
@@ -201,6 +214,9 @@ def test_wechat_json_behind_a_proxy_error_status_keeps_its_type(body, expected):
         pytest.param(b'{"detail":"bad gateway"}', id="no-errcode"),
         pytest.param(b"[1, 2]", id="json-array"),
         pytest.param(b'{"errcode":', id="truncated-json"),
+        # a gateway's own JSON: its "errcode" is not WeChat's, the status is the news
+        pytest.param(b'{"errcode":"GATEWAY_TIMEOUT"}', id="gateway-text-errcode"),
+        pytest.param(b'{"errcode":true}', id="bool-errcode"),
     ],
 )
 def test_other_bodies_behind_a_5xx_are_a_plain_status_error(body):
@@ -315,6 +331,12 @@ def test_a_non_string_errmsg_becomes_empty():
             b"<head>", "", "json", "expected JSON, got an HTML page (6 bytes, no content type)"
         ),
         pytest.param(
+            b"\xef\xbb\xbf<html>",
+            "text/plain",
+            "json",
+            "expected JSON, got an HTML page (9 bytes, text/plain)",
+        ),
+        pytest.param(
             b"<body>", "", "json", "expected JSON, got an HTML page (6 bytes, no content type)"
         ),
         pytest.param(
@@ -343,3 +365,19 @@ def test_decode_errors_describe_what_arrived(body, content_type, expect, message
         decode(200, headers, body, expect=expect, endpoint="wxa/x")
     assert str(info.value) == f"wxa/x: {message}"
     assert info.value.endpoint == "wxa/x"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            b'{"errcode":0,"errmsg":"ok"}', "expected an image, got a JSON answer", id="ok"
+        ),
+        pytest.param(b' {"errcode":0', "malformed JSON (12 bytes): JSONDecodeError", id="cut"),
+    ],
+)
+def test_json_without_an_error_on_an_image_endpoint_names_the_endpoint(body, message):
+    with pytest.raises(wxqr.ResponseDecodeError) as info:
+        image(body)
+    assert str(info.value) == f"wxa/getwxacode: {message}"
+    assert info.value.endpoint == "wxa/getwxacode"

@@ -15,6 +15,7 @@ starts with ``{`` is parsed as an errcode answer whatever its label; everything 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any, Literal, overload
@@ -112,9 +113,11 @@ def decode(
                 status, endpoint=endpoint, detail="ticket unknown, malformed or expired"
             )
         # A proxy may put WeChat's JSON error behind a 4xx/5xx; prefer the typed error then.
+        # JSON whose errcode is no number (a gateway's own) leaves the status as the answer.
         data = _maybe_json(body)
-        if data is not None and _errcode(data, endpoint) not in (None, 0):
-            _raise_for_errcode(data, endpoint)
+        if data is not None:
+            with contextlib.suppress(ResponseDecodeError):
+                _raise_for_errcode(data, endpoint)
         raise HTTPStatusError(status, endpoint=endpoint)
 
     stripped = body.lstrip(_WHITESPACE)
