@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 import anyio
+import httpx
 import pytest
-from mockwechat import APPID, SECRET, FakeWeChat, body_of, error, token_of
+from mockwechat import APPID, SECRET, FakeWeChat, body_of, error, raises, token_of
 
 import wxqr
 from wxqr._tokens import TokenManager
@@ -58,6 +59,33 @@ class HookedCache(wxqr.MemoryTokenCache):
         if hook is not None:
             await hook()
         return deleted
+
+
+class CountingCache(wxqr.MemoryTokenCache):
+    """A memory cache that counts reads and lock acquisitions (each a round-trip on Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.locks = 0
+
+    async def get(self, key):
+        self.reads += 1
+        return await super().get(key)
+
+    def lock(self, key, *, timeout):
+        self.locks += 1
+        return super().lock(key, timeout=timeout)
+
+
+class DownCache(wxqr.MemoryTokenCache):
+    """A cache in fallback mode (Redis down): reads miss, writes vanish; the lock still works."""
+
+    async def get(self, key):
+        return None
+
+    async def set(self, key, token):
+        return None
 
 
 # -- compare-and-delete through the manager ------------------------------------------------------
@@ -123,6 +151,44 @@ async def test_two_processes_on_a_cold_cache_make_one_fetch(stable):
 
     assert len(fake.token_requests) == 1
     assert results == {"a": fake.issued[0], "b": fake.issued[0]}
+
+
+async def test_after_the_race_both_processes_serve_the_token_from_their_own_copy():
+    cache = CountingCache()
+    fake = FakeWeChat(token_delay=0.05)
+    async with fake.http_client() as http:
+        a, b = manager(http, cache=cache), manager(http, cache=cache)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            tg.start_soon(b.get)  # waits for the lock, then finds A's token in the cache
+        reads, locks = cache.reads, cache.locks
+        assert [await a.get(), await b.get()] == [fake.issued[0]] * 2
+        assert (cache.reads, cache.locks) == (reads, locks)  # no round-trip for warm tokens
+    assert len(fake.token_requests) == 1
+
+
+async def test_a_process_finding_a_warm_shared_cache_takes_no_lock():
+    cache = CountingCache()
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        await manager(http, cache=cache).get()
+        assert cache.locks == 1  # the fetch
+        other = manager(http, cache=cache)
+        assert await other.get() == fake.issued[0]
+        assert await other.get() == fake.issued[0]
+    assert cache.locks == 1  # the second process read the cache, took no lock
+    assert cache.reads == 3  # first: before and under the lock; second: once, then its copy
+    assert len(fake.token_requests) == 1
+
+
+async def test_a_stale_rejection_while_the_cache_is_down_costs_no_fetch():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        tokens = manager(http, cache=DownCache())
+        current = await tokens.get()
+        # A call that was sent with an older token reports it rejected: the current one stays.
+        assert await tokens.replacement("OLDER-TOKEN-already-replaced") == current
+    assert len(fake.token_requests) == 1
 
 
 async def test_a_process_waiting_for_the_lock_uses_the_token_fetched_meanwhile():
@@ -238,7 +304,11 @@ async def test_waiters_after_a_refresh_take_a_short_lived_token():
                 tg.start_soon(caller)
         assert results == [fake.issued[0]] * 5  # shared: fetched once for all five
         assert await tokens.get() == fake.issued[1]  # a new call inside the margin refetches
-    assert len(fake.token_requests) == 2
+        async with anyio.create_task_group() as tg:  # and again for a later crowd
+            for _ in range(4):
+                tg.start_soon(caller)
+        assert results[5:] == [fake.issued[2]] * 4
+    assert len(fake.token_requests) == 3
 
 
 async def test_waiters_never_share_a_token_that_was_dead_on_arrival():
@@ -300,6 +370,111 @@ async def test_a_fresh_token_in_the_shared_cache_is_used_without_a_fetch():
 # -- what a fetch sends and accepts --------------------------------------------------------
 
 
+async def test_a_manager_defaults_to_stable_token_and_a_10_second_timeout():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        tokens = TokenManager(
+            http=lambda: http,
+            api_base_url="https://api.weixin.qq.com",
+            appid=APPID,
+            secret=SECRET,
+            cache=wxqr.MemoryTokenCache(),
+        )
+        await tokens.get()
+    assert tokens.cache_key == STABLE
+    [request] = fake.token_requests
+    assert request.url.path == "/cgi-bin/stable_token"
+    assert request.extensions["timeout"] == {"connect": 10, "read": 10, "write": 10, "pool": 10}
+
+
+@pytest.mark.parametrize(
+    "stable", [pytest.param(True, id="stable"), pytest.param(False, id="classic")]
+)
+async def test_an_api_base_url_with_a_path_and_trailing_slash(stable):
+    seen = []
+
+    def handler(request):
+        seen.append(str(request.url.copy_with(query=None)))
+        return httpx.Response(200, json={"access_token": "T-0123456789abc", "expires_in": 7200})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        tokens = TokenManager(
+            http=lambda: http,
+            api_base_url="https://gateway.example/WX/",
+            appid=APPID,
+            secret=SECRET,
+            cache=wxqr.MemoryTokenCache(),
+            stable=stable,
+        )
+        assert await tokens.get() == "T-0123456789abc"
+    path = "stable_token" if stable else "token"
+    assert seen == [f"https://gateway.example/WX/cgi-bin/{path}"]
+
+
+async def test_a_stable_fetch_uses_the_fetch_timeout():
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        await manager(http, timeout=2.5).get()
+    [request] = fake.token_requests
+    assert request.extensions["timeout"] == {"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}
+
+
+async def test_a_failed_fetch_says_which_failure_without_the_url():
+    fake = FakeWeChat()
+    fake.reply_always(
+        "cgi-bin/token",
+        lambda request: raises(httpx.ConnectError, f"cannot reach {request.url}")(request),
+    )
+    async with fake.http_client() as http:
+        with pytest.raises(wxqr.TransportError) as info:
+            await manager(http, stable=False).get()
+    assert str(info.value) == "cgi-bin/token: token fetch failed: ConnectError"
+    assert info.value.endpoint == "cgi-bin/token"
+
+
+async def test_a_provider_repeating_the_rejected_token_says_so():
+    async def provider():
+        return "PROVIDED-TOKEN-1"
+
+    fake = FakeWeChat()
+    async with fake.client(token_provider=provider) as wx:
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.shorten.fetch(KEY)
+    assert str(info.value) == (
+        "token_provider: errcode 40001: token_provider returned the token WeChat just rejected"
+    )
+    assert info.value.errcode == 40001
+
+
+async def test_a_forced_refresh_cooling_down_says_so():
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client() as wx:
+        fake.reject(await wx.access_token())
+        await wx.shorten.fetch(KEY)  # forced refresh no. 1
+        fake.reject(fake.issued[1])
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.shorten.fetch(KEY)
+    assert str(info.value) == (
+        "cgi-bin/stable_token: errcode 40001: WeChat rejected the token and no different token "
+        "could be obtained (forced refresh cooling down)"
+    )
+    assert info.value.endpoint == "cgi-bin/stable_token"
+
+
+async def test_the_forced_refresh_cooldown_is_per_account_on_a_shared_cache():
+    cache = wxqr.MemoryTokenCache()
+    fake = FakeWeChat(stable_repeats=True)
+    async with (
+        fake.client(token_cache=cache) as a,
+        fake.client(token_cache=cache, appid="wx0000000000000002") as b,
+    ):
+        fake.reject(await a.access_token())
+        await a.shorten.fetch(KEY)  # A's forced refresh
+        fake.reject(await b.access_token())
+        await b.shorten.fetch(KEY)  # B's own cooldown: its forced refresh is allowed too
+    assert sum(1 for r in fake.token_requests if body_of(r).get("force_refresh")) == 2
+
+
 async def test_fetches_are_counted_and_use_the_fetch_timeout():
     fake = FakeWeChat()
     async with fake.http_client() as http:
@@ -340,8 +515,11 @@ async def test_a_float_expires_in_is_accepted():
 async def test_a_manager_without_secret_or_provider_says_so():
     fake = FakeWeChat()
     async with fake.http_client() as http:
-        with pytest.raises(wxqr.AccessTokenError, match="no secret") as info:
+        with pytest.raises(wxqr.AccessTokenError) as info:
             await manager(http, secret=None).get()
+    assert str(info.value) == (
+        "cgi-bin/stable_token: errcode 41004: no secret and no token_provider"
+    )
     assert info.value.errcode == 41004
     assert info.value.endpoint == "cgi-bin/stable_token"
     assert fake.requests == []
@@ -356,8 +534,11 @@ async def test_the_forced_refresh_error_names_the_token_endpoint():
             "cgi-bin/stable_token", lambda request: {"access_token": first, "expires_in": 7200}
         )
         fake.reject(first)
-        with pytest.raises(wxqr.AccessTokenError, match="forced refresh returned") as info:
+        with pytest.raises(wxqr.AccessTokenError) as info:
             await wx.shorten.fetch(KEY)
+    assert str(info.value) == (
+        "cgi-bin/stable_token: errcode 40001: forced refresh returned the rejected token"
+    )
     assert info.value.endpoint == "cgi-bin/stable_token"
     assert info.value.errcode == 40001
     assert [body_of(r).get("force_refresh") for r in fake.token_requests] == [None, None, True]
@@ -385,9 +566,10 @@ async def test_a_token_error_from_the_provider_path_names_the_provider():
 
     fake = FakeWeChat()
     async with fake.client(token_provider=provider) as wx:
-        with pytest.raises(wxqr.AccessTokenError, match="returned no token") as info:
+        with pytest.raises(wxqr.AccessTokenError) as info:
             await wx.access_token()
     assert (info.value.errcode, info.value.endpoint) == (41001, "token_provider")
+    assert str(info.value) == "token_provider: errcode 41001: token_provider returned no token"
 
 
 async def test_a_busy_token_endpoint_then_success_gives_the_token():
