@@ -7,6 +7,8 @@
     pyproject.toml whose ``[tool.mutmut]`` mutates that one module and runs only its unit tests.
     mutmut then keeps that module's mutants, test map and results in
     ``.mutation/MODULE/mutants/``, apart from the other modules'.
+``python .ci/mutation.py survivors MODULE``
+    The names of the mutants that survived the last run (``.ci/mutation`` runs them again).
 ``python .ci/mutation.py report [MODULE ...]``
     Per module: killed / total, and every survivor with its reason from
     ``.ci/mutation-survivors.txt`` (``<mutant name> <reason>`` per line; a reason starting with
@@ -82,6 +84,20 @@ def prepare(module: str) -> Path:
     return work
 
 
+def _results(module: str) -> dict[str, int | None] | None:
+    meta = WORK / module / "mutants" / (module.replace(".", "/") + ".py.meta")
+    if not meta.exists():
+        return None
+    codes: dict[str, int | None] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    return codes
+
+
+def survivors(module: str) -> list[str]:
+    """The mutants of ``module`` that survived (or had no test) in the last run."""
+    codes = _results(module) or {}
+    return [name for name, code in codes.items() if code in SURVIVED or code in NO_TESTS]
+
+
 def reasons() -> dict[str, str]:
     table = {}
     path = ROOT / ".ci" / "mutation-survivors.txt"
@@ -98,12 +114,11 @@ def report(selected: list[str]) -> int:
     lines = [f"{'module':<20} {'killed':>6} {'total':>6} {'equiv.':>6} {'score':>7}  other"]
     survivors: list[str] = []
     for module in selected:
-        meta = WORK / module / "mutants" / (module.replace(".", "/") + ".py.meta")
-        if not meta.exists():
+        codes = _results(module)
+        if codes is None:
             lines.append(f"{module:<20} not run")
             failing = True
             continue
-        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
         counts: Counter[str] = Counter()
         for name, code in sorted(codes.items(), key=lambda item: _order(item[0])):
             if code in KILLED or code in TIMEOUT:
@@ -151,6 +166,10 @@ def main(argv: list[str]) -> int:
     if command == "prepare":
         for module in args:
             print(prepare(module))
+        return 0
+    if command == "survivors":
+        for module in args:
+            print("\n".join(survivors(module)))
         return 0
     if command == "report":
         return report(args or list(modules()))

@@ -13,7 +13,7 @@ import random
 import anyio
 import httpx
 import pytest
-from mockwechat import APPID, PNG, SECRET, FakeWeChat, error, raises, token_of
+from mockwechat import APPID, PNG, SECRET, FakeWeChat, body_of, error, raises, token_of
 
 import wxqr
 from wxqr._transport import install_log_redaction, redact
@@ -277,3 +277,54 @@ def test_installing_twice_adds_the_filter_once():
 )
 def test_redact_masks_each_secret_parameter(text, masked):
     assert redact(text) == masked
+
+
+def test_a_record_whose_message_is_not_a_string_is_left_alone(records):
+    logging.getLogger("httpx").info(12345)
+    logging.getLogger("httpx").info(["access_token=kept-as-is"])
+    messages = [r.getMessage() for r in records.records if r.name == "httpx"]
+    assert messages == ["12345", "['access_token=kept-as-is']"]
+
+
+# -- what each attempt sends -------------------------------------------------------------------
+
+
+async def test_the_json_body_and_timeouts_reach_the_request():
+    fake = FakeWeChat()
+    async with fake.client(timeout=4.0, rate_limits={}) as wx:
+        await wx.shorten.fetch(KEY)
+        await wx.qrcode.create_temporary(scene_id=5, expire_seconds=60, timeout=1.5)
+    fetch, create = fake.api_requests
+    assert body_of(fetch) == {"short_key": KEY}
+    assert fetch.extensions["timeout"] == {"connect": 4.0, "read": 4.0, "write": 4.0, "pool": 4.0}
+    assert body_of(create)["action_info"] == {"scene": {"scene_id": 5}}
+    assert create.extensions["timeout"] == {"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}
+
+
+async def test_requests_in_flight_are_counted_for_benchmarks():
+    fake = FakeWeChat(delay=0.01)
+    async with fake.client(max_concurrency=7, rate_limits={}) as wx:
+        await wx.access_token()
+        async with anyio.create_task_group() as tg:
+            for _ in range(30):
+                tg.start_soon(wx.shorten.fetch, KEY)
+        transport = wx._transport
+        assert transport.max_in_flight == 7
+        assert transport.in_flight == 0
+        fake.reply("cgi-bin/shorten/fetch", raises(httpx.ConnectError))
+        await wx.shorten.fetch(KEY)  # a failed send is counted out too
+        assert transport.in_flight == 0
+        assert transport.max_in_flight == 7
+
+
+async def test_a_token_error_from_an_endpoint_without_token_is_not_a_token_refresh():
+    # showqrcode (mp.weixin.qq.com) takes no access_token: a 40001 there cannot be cured by a
+    # new token, so none is fetched and the error is raised as it came.
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/showqrcode", error(40001))
+    async with fake.client(rate_limits={}) as wx:
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.qrcode.show("gQH47joAAAAA")
+    assert info.value.endpoint == "cgi-bin/showqrcode"
+    assert fake.token_requests == []
+    assert len(fake.requests) == 1
