@@ -1,0 +1,87 @@
+"""The memory cache's contract and the masking of tokens in reprs, at their exact edges.
+
+Companion of the cache behaviour tested through the client in ``tests/test_tokens.py``.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import wxqr
+from wxqr.caches._base import mask
+
+pytestmark = pytest.mark.anyio
+
+KEY = "wx1a2b3c4d5e6f7a8b:stable"
+
+
+@pytest.mark.parametrize(
+    ("secret", "shown"),
+    [
+        pytest.param("TOKEN1-q8Zr4Lm2Xw7Kp", "***w7Kp", id="long-token-last-4"),
+        pytest.param("abcdefghijklm", "***jklm", id="13-chars"),
+        pytest.param("abcdefghijkl", "***", id="12-chars-nothing-shown"),
+        pytest.param("short", "***", id="short"),
+        pytest.param("", "***", id="empty"),
+    ],
+)
+def test_mask_shows_at_most_the_last_four_characters_of_long_secrets(secret, shown):
+    assert mask(secret) == shown
+
+
+def test_a_cached_tokens_repr_masks_the_token():
+    token = wxqr.CachedToken("TOKEN1-q8Zr4Lm2Xw7Kp", 1700000000.5)
+    assert repr(token) == "CachedToken(value='***w7Kp', expires_at=1700000000.5)"
+
+
+async def test_get_set_and_compare_and_delete():
+    cache = wxqr.MemoryTokenCache()
+    assert await cache.get(KEY) is None
+    assert not await cache.delete(KEY)  # nothing to delete
+    token = wxqr.CachedToken("T1-0123456789abc", 1e12)
+    await cache.set(KEY, token)
+    assert await cache.get(KEY) == token
+    assert await cache.get("wx-other:stable") is None
+    assert not await cache.delete(KEY, if_value="T0-older")  # someone else's token: kept
+    assert await cache.get(KEY) == token
+    assert await cache.delete(KEY, if_value="T1-0123456789abc")
+    assert await cache.get(KEY) is None
+    await cache.set(KEY, token)
+    assert await cache.delete(KEY)  # unconditional
+    assert await cache.get(KEY) is None
+    assert repr(cache) == "MemoryTokenCache(keys=0)"
+    await cache.set(KEY, token)
+    assert repr(cache) == "MemoryTokenCache(keys=1)"
+    await cache.aclose()
+
+
+async def test_claim_holds_for_exactly_ttl_seconds():
+    now = [1000.0]
+    cache = wxqr.MemoryTokenCache(clock=lambda: now[0])
+    assert await cache.claim("cooldown", 30.0)
+    assert not await cache.claim("cooldown", 30.0)
+    assert await cache.claim("other", 30.0)  # keys are independent
+    now[0] = 1029.9
+    assert not await cache.claim("cooldown", 30.0)
+    now[0] = 1030.0  # the claim has run out
+    assert await cache.claim("cooldown", 30.0)
+    assert not await cache.claim("cooldown", 30.0)
+
+
+async def test_the_lock_is_per_key_and_exclusive():
+    cache = wxqr.MemoryTokenCache()
+    order = []
+
+    async def hold(name, key, delay):
+        async with cache.lock(key, timeout=5.0):
+            order.append(f"{name}+")
+            await anyio.sleep(delay)
+            order.append(f"{name}-")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold, "a", KEY, 0.05)
+        await anyio.sleep(0.01)
+        tg.start_soon(hold, "b", KEY, 0)  # waits for a
+        tg.start_soon(hold, "c", "wx-other:stable", 0)  # another key: does not wait
+    assert order.index("c-") < order.index("a-") < order.index("b+")
