@@ -71,6 +71,14 @@ class TokenCache(Protocol):
         """
         ...
 
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` and return its new value (``amount=0`` reads).
+
+        A missing counter starts at 0; it may be dropped ``ttl`` seconds after it was
+        created. Used to count forced ``stable_token`` refreshes per day across processes.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release resources the cache owns (never a caller-owned connection)."""
         ...
