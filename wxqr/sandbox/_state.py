@@ -173,7 +173,10 @@ class Account:
         jump_per_second: qrcodejump* calls per second across the family (44990 beyond).
         jump_rules_limit: rules per family (85073 beyond).
         jump_publish_quota: publishes per month (886000 beyond).
-        clear_quota_limit: clear_quota calls per month (48006 beyond).
+        clear_quota_limit: clear_quota + clear_quota/v2 calls per month (48006 beyond).
+        clear_api_quota_limit: openapi/quota/clear calls per month (45009 beyond).
+        callback_url: the push URL configured in the console (``callback/check`` resolves
+            and "pings" it; ``None``: none configured, 40201).
         stable_force_refresh_limit: forced stable_token refreshes per day (45009 beyond).
         qrcodejump_open: the ``qrcodejump_open`` flag ``qrcodejumpget`` reports.
     """
@@ -194,6 +197,8 @@ class Account:
     jump_rules_limit: int = 100
     jump_publish_quota: int = 100
     clear_quota_limit: int = 10
+    clear_api_quota_limit: int = 50
+    callback_url: str | None = "https://wxqr-sandbox.example/wechat"
     stable_force_refresh_limit: int = 20
     qrcodejump_open: int = 1
 
