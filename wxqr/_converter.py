@@ -36,6 +36,18 @@ def _make_converter() -> cattrs.Converter:
 
     converter.register_structure_hook(str, _str)
 
+    # cattrs would happily turn the string "1.2.3.4" into ["1", ".", "2", ...]: a list of
+    # strings must be a JSON array.
+    def _strings(value: Any, _: type) -> list[str]:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return [_str(item, str) for item in value]
+
+    converter.register_structure_hook_func(lambda t: t == list[str], _strings)
+    converter.register_structure_hook_func(
+        lambda t: t == tuple[str, ...], lambda v, t: tuple(_strings(v, t))
+    )
+
     # openapi/quota/get nests the counters: {"quota": {daily_limit, used, remain},
     # "rate_limit": {...}, "component_rate_limit": {...}}; the model is flat.
     flat_quota = make_dict_structure_fn(ApiQuota, converter)
