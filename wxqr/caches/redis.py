@@ -51,8 +51,8 @@ the same effect. The lock, which *is* available ready-made, is redis-py's.
 Redis unavailable (any :class:`redis.exceptions.RedisError`): :class:`~wxqr.errors.TokenCacheError`
 by default. With ``fallback=True`` the cache logs one WARNING per outage on the
 ``wxqr.caches.redis`` logger and behaves as "no cache" -- ``get`` misses, ``set``/``delete`` do
-nothing, ``lock`` is a process-local lock, ``claim`` succeeds -- so wxqr fetches tokens directly
-until Redis is back.
+nothing, ``lock`` is a process-local lock, ``claim`` succeeds, ``incr`` counts from 0 -- so wxqr
+fetches tokens directly until Redis is back.
 """
 
 from __future__ import annotations
