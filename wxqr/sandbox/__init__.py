@@ -1,7 +1,8 @@
 """``wxqr.sandbox``: a faithful WeChat emulator that ships with the SDK.
 
 It answers every endpoint wxqr uses — both token kinds, ``qrcode/create`` + ``showqrcode``,
-``shorten``, the ``qrcodejump`` family, the three wxacode calls and the quota/rid APIs — from
+``shorten``, the ``qrcodejump`` family, the three wxacode calls, the quota/rid APIs and the
+callback-IP and network-check APIs — from
 the facts in the reference, over an explicit :class:`SandboxState`: accounts, a virtual clock,
 quotas, recorded requests and injected faults. Use it in-process (fast tests)::
 

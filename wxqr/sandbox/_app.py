@@ -10,8 +10,9 @@ One app serves both WeChat hosts, routed by path: ``api.weixin.qq.com`` (``/cgi-
 ``/wxa/...``) and ``mp.weixin.qq.com`` (``/cgi-bin/showqrcode``). Unknown paths answer HTTP 404.
 
 Every token-authenticated API goes through the same steps (``_dispatch``): access token
-(41001/40001/42001), method (43002 unless POST), JSON body (the endpoint's own errcode), daily
-quota (45009), then the endpoint's handler. Handlers are synchronous and run under
+(41001/40014/40001/42001), method (``Route.method``: 43002 unless POST, 43001 unless GET for
+the GET APIs), JSON body of POST APIs (the endpoint's own errcode), daily quota (45009, and
+today's ``used`` count), then the endpoint's handler. Handlers are synchronous and run under
 ``state.lock``; only injected latency awaits (``anyio.sleep``, so trio works too).
 """
 
