@@ -126,3 +126,28 @@ async def test_memory_counters_count_expire_and_read():
     clock.now += 2  # 11 s after the counter was created
     assert await cache.incr("k", 10, amount=0) == 0
     assert await cache.incr("k", 10) == 1
+
+
+class RacingCache(wxqr.MemoryTokenCache):
+    """A cache where other processes spend the whole budget between our check and our count."""
+
+    raced = False
+
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+        if amount == 0 and not self.raced:
+            self.raced = True
+            await super().incr(key, ttl, amount=20)  # meanwhile, elsewhere: all 20 spent
+            return 19  # what our read saw just before
+        return await super().incr(key, ttl, amount=amount)
+
+
+async def test_losing_the_race_for_the_last_refresh_sends_nothing_and_undoes_the_count():
+    cache = RacingCache()
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(token_cache=cache) as wx:
+        fake.reject(await wx.access_token())
+        with pytest.raises(wxqr.AccessTokenError, match="spent"):
+            await wx.shorten.fetch(KEY)
+        assert await wx.forced_refreshes() == 20  # not 21: our count was taken back
+    assert cache.raced
+    assert forced(fake) == 0

@@ -36,7 +36,8 @@ TokenProvider = Callable[[], Awaitable[str]]
 #: WeChat allows 20 forced refreshes a day, at least 30 s apart (reference §2).
 FORCE_REFRESH_COOLDOWN = 30.0
 FORCE_REFRESH_DAILY_LIMIT = 20
-#: WeChat's quota days are Beijing (UTC+8) calendar days (as far as documented: "per day").
+#: The day of that limit is taken to be a Beijing (UTC+8) calendar day, like WeChat's other
+#: daily quotas (inferred: the reference only says "per day").
 _BEIJING_OFFSET = 8 * 3600
 #: How long a caller waits for the cross-process refresh lock before giving up with
 #: TokenCacheError. Longer than RedisTokenCache's default lock_timeout (10 s), after which the
@@ -219,12 +220,7 @@ class TokenManager:
         # and at most 20 a day: counted in the cache (before sending: a lost answer may
         # still have spent one), so every process sharing it sees the same budget.
         if self._stable and await self.forced_refreshes() >= FORCE_REFRESH_DAILY_LIMIT:
-            raise AccessTokenError(
-                40001,
-                f"WeChat rejected the token, and today's {FORCE_REFRESH_DAILY_LIMIT} forced "
-                "stable_token refreshes are spent (refused without asking WeChat)",
-                endpoint=self._endpoint,
-            )
+            raise self._budget_spent()
         if not self._stable or not await self._cache.claim(
             f"{self._key}:force-refresh", FORCE_REFRESH_COOLDOWN
         ):
@@ -234,14 +230,11 @@ class TokenManager:
                 "(forced refresh cooling down)",
                 endpoint=self._endpoint,
             )
-        spent = await self._cache.incr(self._forced_key(), 2 * 86400.0)
-        if spent > FORCE_REFRESH_DAILY_LIMIT:  # another process counted in between
-            raise AccessTokenError(
-                40001,
-                f"WeChat rejected the token, and today's {FORCE_REFRESH_DAILY_LIMIT} forced "
-                "stable_token refreshes are spent (refused without asking WeChat)",
-                endpoint=self._endpoint,
-            )
+        key = self._forced_key()
+        spent = await self._cache.incr(key, 2 * 86400.0)
+        if spent > FORCE_REFRESH_DAILY_LIMIT:  # another process counted in between: undo
+            await self._cache.incr(key, 2 * 86400.0, amount=-1)
+            raise self._budget_spent()
         logger.warning(
             "appid %s: forcing a stable_token refresh (%d/%d today)",
             self._appid,
@@ -254,6 +247,14 @@ class TokenManager:
                 40001, "forced refresh returned the rejected token", endpoint=self._endpoint
             )
         return token
+
+    def _budget_spent(self) -> AccessTokenError:
+        return AccessTokenError(
+            40001,
+            f"WeChat rejected the token, and today's {FORCE_REFRESH_DAILY_LIMIT} forced "
+            "stable_token refreshes are spent (refused without asking WeChat)",
+            endpoint=self._endpoint,
+        )
 
     @property
     def _endpoint(self) -> str:

@@ -72,7 +72,9 @@ class TokenCache(Protocol):
         ...
 
     async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
-        """Add ``amount`` to the counter ``key`` and return its new value (``amount=0`` reads).
+        """Add ``amount`` (may be negative) to the counter ``key``; return the new value.
+
+        ``amount=0`` only reads (and creates nothing).
 
         A missing counter starts at 0; it may be dropped ``ttl`` seconds after it was
         created. Used to count forced ``stable_token`` refreshes per day across processes.
