@@ -58,7 +58,7 @@ class _IpList:
     ip_list: list[str]
 
 
-def check_cgi_path(value: Any) -> str:
+def _check_cgi_path(value: Any) -> str:
     """An API path as the quota APIs take it: ``/cgi-bin/qrcode/create`` (no host, no query)."""
     v.text("cgi_path", value, max_len=CGI_PATH_MAX)
     if "://" in value or value.startswith("//"):
@@ -79,7 +79,7 @@ def check_cgi_path(value: Any) -> str:
     return str(value)
 
 
-def check_rid(value: Any) -> str:
+def _check_rid(value: Any) -> str:
     """A request id as WeChat prints it: three groups of 8 hex digits."""
     if value is None:
         raise ValidationError("rid", "is None: this error carried no rid")
@@ -117,7 +117,7 @@ class OpenApi(Resource):
 
         Docs: https://developers.weixin.qq.com/miniprogram/dev/server/API/openApi-mgnt/api_getapiquota.html
         """
-        body = {"cgi_path": check_cgi_path(cgi_path)}
+        body = {"cgi_path": _check_cgi_path(cgi_path)}
         data = await self._transport.call(GET_QUOTA, json=body, timeout=timeout)
         return structure(data, ApiQuota, endpoint=GET_QUOTA.path)
 
@@ -182,7 +182,7 @@ class OpenApi(Resource):
 
         Docs: https://developers.weixin.qq.com/miniprogram/dev/server/API/openApi-mgnt/api_clearapiquota.html
         """
-        body = {"cgi_path": check_cgi_path(cgi_path)}
+        body = {"cgi_path": _check_cgi_path(cgi_path)}
         await self._transport.call(CLEAR_API_QUOTA, json=body, timeout=timeout)
 
     async def get_rid(self, rid: str, *, timeout: float | None = None) -> RidInfo:
@@ -201,7 +201,7 @@ class OpenApi(Resource):
 
         Docs: https://developers.weixin.qq.com/miniprogram/dev/server/API/openApi-mgnt/api_getridinfo.html
         """
-        body = {"rid": check_rid(rid)}
+        body = {"rid": _check_rid(rid)}
         data = await self._transport.call(GET_RID, json=body, timeout=timeout)
         record = data.get("request")
         return structure(record if isinstance(record, dict) else {}, RidInfo, endpoint=GET_RID.path)
