@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from ._client import Client
+    from .events import QrScan
 
 __all__ = [
     "LoginAttempt",
@@ -385,7 +386,7 @@ class ScanLogin:
             # Returns at once if the scan landed after our read; then we loop and consume.
             await self._store.wait(key, min(remaining, record.closes_at - self._clock()))
 
-    async def on_scan(self, scan: _Scan) -> str | None:
+    async def on_scan(self, scan: QrScan) -> str | None:
         """The :class:`wxqr.events.Receiver` scan handler: ``receiver.on_scan(login.on_scan)``.
 
         Accepts the scan only if its scene is a pending attempt's and its ticket that
@@ -397,7 +398,9 @@ class ScanLogin:
 
         Returns:
             The passive reply (``site``/``reply``) when the scan logged an attempt in; None
-            otherwise (other codes' scans, repeats, expired attempts), so other handlers run.
+            otherwise (no reply configured; scans of other codes, repeats, closed attempts).
+            The Receiver has one scan handler: to handle your other codes too, register your
+            own handler and call this first (``return await login.on_scan(scan) or ...``).
 
         Raises:
             LoginStoreError: the store failed (the Receiver answers 500 and WeChat resends).
@@ -416,21 +419,6 @@ class ScanLogin:
         if not accepted:
             return None
         return self._reply
-
-
-class _Scan(Protocol):
-    """The attributes of ``wxqr.events.QrScan`` that :meth:`ScanLogin.on_scan` reads."""
-
-    @property
-    def openid(self) -> str: ...
-    @property
-    def scene(self) -> str: ...
-    @property
-    def ticket(self) -> str: ...
-    @property
-    def new_follower(self) -> bool: ...
-    @property
-    def create_time(self) -> int: ...
 
 
 def _attempt_id(value: Any) -> str:
