@@ -51,7 +51,9 @@ REPLY_VECTOR = {
     "random": b"707722b803182950",
     "timestamp": "1713424427",
     "nonce": "415670741",
-    "encrypt": "ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ==",
+    "encrypt": (
+        "ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ=="
+    ),
     "msg_signature": "1b9339964ed2e271e7c7b6ff2b0ef902fc94dea1",
 }
 

@@ -360,7 +360,8 @@ def test_declarations_are_refused_before_parsing(body, monkeypatch):
         pytest.param("[1, 2]", id="json-array"),
         pytest.param("hello", id="neither"),
         pytest.param("", id="empty"),
-        pytest.param(event_xml().replace("<CreateTime>123456789", "<CreateTime>soon"), id="bad-time"),
+        pytest.param(event_xml().replace("<CreateTime>123456789", "<CreateTime>soon"),
+                     id="bad-time"),
         pytest.param(event_xml().replace("FromUserName", "FromUser"), id="no-openid"),
         pytest.param("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName>"
                      "<CreateTime>1</CreateTime><MsgType>event</MsgType></xml>", id="no-event"),
