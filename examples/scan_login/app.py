@@ -287,5 +287,6 @@ def __getattr__(name: str) -> Any:
     # ``uvicorn examples.scan_login.app:app`` builds the app from the environment on first use,
     # so importing this module (tests do) needs no environment.
     if name == "app":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
         return create_app()
     raise AttributeError(name)

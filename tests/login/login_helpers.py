@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import httpx
@@ -66,3 +69,11 @@ def fake_login(store: Any, **options: Any) -> tuple[ScanLogin, FakeWeChat, CodeI
     issuer = CodeIssuer()
     fake.reply_always("cgi-bin/qrcode/create", issuer)
     return ScanLogin(fake.client(), store=store, **options), fake, issuer
+
+
+def ticket_in(page: str) -> tuple[str, str]:
+    """The QR image URL the example's login page shows, and the ticket in it."""
+    (src,) = re.findall(r'<img id="qr" src="([^"]+)"', page)
+    url = html.unescape(src)
+    (ticket,) = parse_qs(urlsplit(url).query)["ticket"]
+    return url, ticket

@@ -3,18 +3,16 @@ the session cookie. (Across processes and in a browser: test_login_example_serve
 
 from __future__ import annotations
 
-import html
 import importlib.util
 import io
 import os
-import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from login_helpers import ticket_in
 
 from wxqr.sandbox import SandboxState, VirtualClock, sandbox_client, sandbox_http_client
 
@@ -38,14 +36,6 @@ def load_example() -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def ticket_in(page: str) -> tuple[str, str]:
-    """The QR image URL the page shows, and the ticket in it."""
-    (src,) = re.findall(r'<img id="qr" src="([^"]+)"', page)
-    url = html.unescape(src)
-    (ticket,) = parse_qs(urlsplit(url).query)["ticket"]
-    return url, ticket
 
 
 @pytest.fixture
