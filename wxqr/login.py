@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from ._client import Client
-    from .events import QrScan
+    from .events import Event, QrScan
 
 __all__ = [
     "LoginAttempt",
@@ -81,8 +81,9 @@ __all__ = [
     "ScanLogin",
 ]
 
-#: What :meth:`ScanLogin.status` answers.
-LoginStatus = Literal["pending", "scanned", "expired", "consumed"]
+#: What :meth:`ScanLogin.status` answers (``"confirming"`` only with ``confirm=True``).
+LoginStatus = Literal["pending", "confirming", "scanned", "expired", "consumed"]
+_WAITING: Final = ("pending", "confirming")
 
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _PREFIX_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{0,32}")
@@ -153,14 +154,15 @@ class LoginRecord:
     """What a :class:`LoginStore` keeps about one attempt (for custom store implementations).
 
     Attributes:
-        state: ``"pending"``, ``"scanned"`` or ``"consumed"``.
+        state: ``"pending"``, ``"confirming"`` (scanned, waiting for the scanner's reply in
+            WeChat; ``confirm=True``), ``"scanned"`` or ``"consumed"``.
         ticket: the code's ticket (a scan must carry it).
         expires_at: the code's expiry (Unix time).
         closes_at: ``expires_at`` + grace: after it the attempt is over and may be forgotten.
-        result: who scanned, once ``state`` is ``"scanned"``.
+        result: who scanned, once ``state`` is ``"confirming"`` or ``"scanned"``.
     """
 
-    state: Literal["pending", "scanned", "consumed"]
+    state: Literal["pending", "confirming", "scanned", "consumed"]
     ticket: str
     expires_at: float
     closes_at: float
@@ -184,11 +186,26 @@ class LoginStore(Protocol):
         ...
 
     async def mark_scanned(
-        self, scene_key: str, ticket: str, result: LoginResult, *, now: float
+        self,
+        scene_key: str,
+        ticket: str,
+        result: LoginResult,
+        *,
+        now: float,
+        confirm_key: str | None = None,
     ) -> bool:
         """Atomically move pending → scanned if ``ticket`` matches and ``now < closes_at``.
 
-        Wakes every waiter of that attempt. Returns whether the transition happened.
+        Wakes every waiter of that attempt. With ``confirm_key`` (a digest of the scanner's
+        OpenID) the move is pending → confirming instead, nobody is woken, and ``confirm_key``
+        is remembered for :meth:`confirm`. Returns whether the transition happened.
+        """
+        ...
+
+    async def confirm(self, confirm_key: str, openid: str, *, now: float) -> bool:
+        """Atomically move the attempt ``openid`` scanned last from confirming → scanned.
+
+        Only if that attempt is still open and was scanned by ``openid``; wakes its waiters.
         """
         ...
 
@@ -197,7 +214,7 @@ class LoginStore(Protocol):
         ...
 
     async def wait(self, key: str, timeout: float) -> LoginRecord | None:
-        """Return the record once it is no longer pending, or when ``timeout`` s have passed.
+        """Return the record once it is scanned or consumed (or gone), or after ``timeout`` s.
 
         A transition between the caller's last read and this call must not be missed.
         """
@@ -235,6 +252,11 @@ class ScanLogin:
         site: the site's name; when given, an accepted scan is answered in WeChat with
             "You are logging in to <site> ..." (the login-relay warning, see module docs).
         reply: the exact passive reply text for an accepted scan (overrides ``site``'s).
+        confirm: the optional confirmation step against login relay: a scan only asks the
+            scanner, in WeChat, to "Reply 1 to log in to <site>"; the login completes when
+            that reply reaches :meth:`on_message` (register it with
+            ``receiver.on("text")``). Needs ``site``.
+        confirm_text: what the scanner must reply (default ``"1"``, 1..16 characters).
         scene_prefix: 0..32 characters ``[A-Za-z0-9_-]`` put before the random part of each
             scene, to tell login codes from your other codes (default ``"L"``).
         clock: returns the Unix time; default :func:`time.time` (tests pass the sandbox's
@@ -254,6 +276,8 @@ class ScanLogin:
         site: str | None = None,
         reply: str | None = None,
         scene_prefix: str = "L",
+        confirm: bool = False,
+        confirm_text: str = "1",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -265,14 +289,26 @@ class ScanLogin:
         self._scene_prefix = scene_prefix
         if site is not None:
             v.text("site", site, max_len=64)
+        self._confirm = v.boolean("confirm", confirm)
+        self._confirm_text = v.text("confirm_text", confirm_text, max_len=16).strip()
+        if not self._confirm_text:
+            raise ValidationError("confirm_text", "must not be blank")
+        if confirm and site is None:
+            raise ValidationError("site", "is required with confirm=True (the prompt names it)")
         if reply is not None:
             v.text("reply", reply, max_len=600)
+        elif confirm:
+            reply = (
+                f"Reply {self._confirm_text} to log in to {site} with this scan. If you did not "
+                f"open {site} yourself, do not reply: someone may be trying to use your account."
+            )
         elif site is not None:
             reply = (
                 f"You are logging in to {site} with this scan. If you did not open {site} "
                 "yourself, someone may be trying to use your account: tell us."
             )
         self._reply = reply
+        self._confirmed_reply = f"You are logged in to {site}." if site is not None else None
         if not callable(clock):
             raise ValidationError("clock", "must be a callable returning the Unix time")
         self._clock = clock
@@ -327,7 +363,8 @@ class ScanLogin:
         )
 
     async def status(self, attempt_id: str) -> LoginStatus:
-        """Where an attempt stands: ``"pending"``, ``"scanned"``, ``"expired"`` or ``"consumed"``.
+        """Where an attempt stands: ``"pending"``, ``"scanned"``, ``"expired"`` or ``"consumed"``
+        (and ``"confirming"`` with ``confirm=True``: scanned, waiting for the scanner's reply).
 
         Unknown ids answer ``"expired"`` (a forgotten attempt and a never-issued one look the
         same). Reading the status never consumes the result.
@@ -377,7 +414,7 @@ class ScanLogin:
                 if before is not None and before.state == "scanned" and before.result:
                     return before.result
                 status = "consumed"  # another waiter took it between our read and consume
-            if status != "pending":
+            if status not in _WAITING:
                 raise LoginExpired(status)
             assert record is not None
             remaining = deadline - anyio.current_time()
@@ -414,11 +451,38 @@ class ScanLogin:
             openid=scan.openid, new_follower=bool(scan.new_follower), scanned_at=scan.create_time
         )
         accepted = await self._store.mark_scanned(
-            _digest("scene", scene), ticket, result, now=self._clock()
+            _digest("scene", scene),
+            ticket,
+            result,
+            now=self._clock(),
+            confirm_key=_digest("openid", scan.openid) if self._confirm else None,
         )
         if not accepted:
             return None
         return self._reply
+
+    async def on_message(self, message: Event) -> str | None:
+        """The confirmation step's handler: ``receiver.on("text")(login.on_message)``.
+
+        When the scanner of an attempt that awaits confirmation replies ``confirm_text``,
+        the attempt becomes ``"scanned"`` and its waiters wake up. Only the OpenID that
+        scanned can confirm, and only while the attempt is open.
+
+        Args:
+            message: the ``wxqr.events.Event`` of a text message (``raw["Content"]``).
+
+        Returns:
+            "You are logged in to <site>." when the message confirmed a login; None
+            otherwise (other texts: handle them yourself after calling this).
+
+        Raises:
+            LoginStoreError: the store failed.
+        """
+        if not self._confirm or message.raw.get("Content", "").strip() != self._confirm_text:
+            return None
+        openid = message.openid
+        confirmed = await self._store.confirm(_digest("openid", openid), openid, now=self._clock())
+        return self._confirmed_reply if confirmed else None
 
 
 def _attempt_id(value: Any) -> str:
@@ -449,6 +513,7 @@ class MemoryLoginStore:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         self._scenes: dict[str, str] = {}
+        self._confirming: dict[str, str] = {}
         self._closing: list[tuple[float, str]] = []
 
     def __repr__(self) -> str:
@@ -460,6 +525,8 @@ class MemoryLoginStore:
             entry = self._entries.pop(key, None)
             if entry is not None:
                 self._scenes.pop(entry.scene_key, None)
+                for confirm_key in [k for k, v in self._confirming.items() if v == key]:
+                    del self._confirming[confirm_key]
 
     async def create(self, key: str, scene_key: str, record: LoginRecord, *, now: float) -> None:
         """Store a new pending attempt (and forget the closed ones)."""
@@ -474,17 +541,46 @@ class MemoryLoginStore:
         return entry.record if entry is not None else None
 
     async def mark_scanned(
-        self, scene_key: str, ticket: str, result: LoginResult, *, now: float
+        self,
+        scene_key: str,
+        ticket: str,
+        result: LoginResult,
+        *,
+        now: float,
+        confirm_key: str | None = None,
     ) -> bool:
-        """pending → scanned if the ticket matches and the attempt is open; wake waiters."""
+        """pending → scanned (or confirming) if the ticket matches and the attempt is open."""
         key = self._scenes.get(scene_key)
         entry = self._entries.get(key) if key is not None else None
-        if entry is None:
+        if key is None or entry is None:
             return False
         record = entry.record
         if record.state != "pending" or record.ticket != ticket or now >= record.closes_at:
             return False
-        entry.record = attrs.evolve(record, state="scanned", result=result)
+        if confirm_key is not None:
+            entry.record = attrs.evolve(record, state="confirming", result=result)
+            self._confirming[confirm_key] = key
+        else:
+            entry.record = attrs.evolve(record, state="scanned", result=result)
+            entry.changed.set()
+        return True
+
+    async def confirm(self, confirm_key: str, openid: str, *, now: float) -> bool:
+        """confirming → scanned for the attempt ``openid`` scanned last; wake waiters."""
+        key = self._confirming.get(confirm_key)
+        entry = self._entries.get(key) if key is not None else None
+        if entry is None:
+            return False
+        record = entry.record
+        if (
+            record.state != "confirming"
+            or record.result is None
+            or record.result.openid != openid
+            or now >= record.closes_at
+        ):
+            return False
+        del self._confirming[confirm_key]
+        entry.record = attrs.evolve(record, state="scanned")
         entry.changed.set()
         return True
 
@@ -499,9 +595,9 @@ class MemoryLoginStore:
         return before
 
     async def wait(self, key: str, timeout: float) -> LoginRecord | None:
-        """The record once not pending, or after ``timeout`` seconds."""
+        """The record once scanned or consumed, or after ``timeout`` seconds."""
         entry = self._entries.get(key)
-        if entry is None or entry.record.state != "pending":
+        if entry is None or entry.record.state not in _WAITING:
             return entry.record if entry is not None else None
         # No await between the check and waiting on the event: no scan can slip in between.
         with anyio.move_on_after(timeout):
@@ -511,14 +607,36 @@ class MemoryLoginStore:
 
 # -- Redis -------------------------------------------------------------------------------------
 
-# KEYS[1] = the attempt hash. ARGV: ticket, now, openid, new_follower, scanned_at, channel.
+# KEYS[1] = the attempt hash, KEYS[2] = the confirmation index (or ""). ARGV: ticket, now,
+# openid, new_follower, scanned_at, channel, the attempt's digest.
 _MARK_SCANNED: Final = """
 local f = redis.call('HMGET', KEYS[1], 'st', 'tk', 'cl')
 if f[1] ~= 'pending' or f[2] ~= ARGV[1] or tonumber(f[3]) <= tonumber(ARGV[2]) then
   return 0
 end
+if KEYS[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'st', 'confirming', 'op', ARGV[3], 'nf', ARGV[4], 'at', ARGV[5])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 1 then ttl = 1000 end
+  redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
+  return 1
+end
 redis.call('HSET', KEYS[1], 'st', 'scanned', 'op', ARGV[3], 'nf', ARGV[4], 'at', ARGV[5])
 redis.call('PUBLISH', ARGV[6], 'scanned')
+return 1
+"""
+
+# KEYS[1] = the confirmation index, KEYS[2] = the attempt hash it must name. ARGV: the
+# attempt's digest, openid, now, channel.
+_CONFIRM: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local f = redis.call('HMGET', KEYS[2], 'st', 'op', 'cl')
+if f[1] ~= 'confirming' or f[2] ~= ARGV[2] or tonumber(f[3]) <= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'st', 'scanned')
+redis.call('PUBLISH', ARGV[4], 'scanned')
 return 1
 """
 
@@ -539,17 +657,18 @@ _FIELDS: Final = ("st", "tk", "ex", "cl", "op", "nf", "at")
 class RedisLoginStore:
     """Login attempts in Redis, shared by every worker process (``redis.asyncio``; asyncio only).
 
-    ======================  ====================================================================
-    key                     value
-    ======================  ====================================================================
-    ``{prefix}a:{H(id)}``   hash: ``st`` state, ``tk`` ticket, ``ex``/``cl`` expiry and close
-                            times, then ``op`` OpenID, ``nf`` new follower, ``at`` scan time
-    ``{prefix}s:{H(scene)}`` the attempt's ``H(id)``
-    ``{prefix}w:{H(id)}``   pub/sub channel: ``scanned`` is published on the transition
-    ======================  ====================================================================
+    ==========================  ================================================================
+    key                         value
+    ==========================  ================================================================
+    ``{prefix}a:{H(id)}``       hash: ``st`` state, ``tk`` ticket, ``ex``/``cl`` expiry and close
+                                times, then ``op`` OpenID, ``nf`` new follower, ``at`` scan time
+    ``{prefix}s:{H(scene)}``    the attempt's ``H(id)``
+    ``{prefix}c:{H(openid)}``   ``confirm=True``: the attempt awaiting that scanner's reply
+    ``{prefix}w:{H(id)}``       pub/sub channel: ``scanned`` is published on the transition
+    ==========================  ================================================================
 
     ``H`` is SHA-256: Redis never sees an attempt id (the browser's bearer handle) nor a scene.
-    Both keys expire when the attempt closes. The pending → scanned and scanned → consumed
+    Every key expires when its attempt closes. The pending → scanned and scanned → consumed
     transitions are single Lua scripts, so two workers can never both win. A waiter subscribes
     to its channel and waits for Redis to confirm the subscription *before* reading the state,
     so a scan landing in between is not missed.
@@ -574,6 +693,7 @@ class RedisLoginStore:
         self._op_timeout = _seconds("op_timeout", op_timeout, low=0, high=300, open_low=True)
         self._mark_scanned = redis.register_script(_MARK_SCANNED)
         self._consume = redis.register_script(_CONSUME)
+        self._confirm = redis.register_script(_CONFIRM)
 
     def __repr__(self) -> str:
         return f"RedisLoginStore(prefix={self._prefix!r}, op_timeout={self._op_timeout!r})"
@@ -583,6 +703,9 @@ class RedisLoginStore:
 
     def _channel(self, key: str) -> str:
         return f"{self._prefix}w:{key}"
+
+    def _confirming(self, confirm_key: str) -> str:
+        return f"{self._prefix}c:{confirm_key}"
 
     async def _bounded(self, op: str, call: Callable[[], Any], extra: float = 0.0) -> Any:
         from redis.exceptions import RedisError
@@ -622,9 +745,15 @@ class RedisLoginStore:
         return _record(values)
 
     async def mark_scanned(
-        self, scene_key: str, ticket: str, result: LoginResult, *, now: float
+        self,
+        scene_key: str,
+        ticket: str,
+        result: LoginResult,
+        *,
+        now: float,
+        confirm_key: str | None = None,
     ) -> bool:
-        """pending → scanned in one Lua script; publishes on the attempt's channel."""
+        """pending → scanned (publishing on the attempt's channel) or confirming, in one script."""
         raw = await self._bounded("get", lambda: self._redis.get(f"{self._prefix}s:{scene_key}"))
         if raw is None:
             return False
@@ -636,10 +765,22 @@ class RedisLoginStore:
             "1" if result.new_follower else "0",
             str(result.scanned_at),
             self._channel(key),
+            key,
         ]
-        done = await self._bounded(
-            "mark_scanned", lambda: self._mark_scanned(keys=[self._attempt(key)], args=args)
-        )
+        keys = [self._attempt(key), "" if confirm_key is None else self._confirming(confirm_key)]
+        done = await self._bounded("mark_scanned", lambda: self._mark_scanned(keys=keys, args=args))
+        return bool(done)
+
+    async def confirm(self, confirm_key: str, openid: str, *, now: float) -> bool:
+        """confirming → scanned in one Lua script; publishes on the attempt's channel."""
+        index = self._confirming(confirm_key)
+        raw = await self._bounded("get", lambda: self._redis.get(index))
+        if raw is None:
+            return False
+        key = _text(raw)
+        keys = [index, self._attempt(key)]
+        args = [key, openid, repr(now), self._channel(key)]
+        done = await self._bounded("confirm", lambda: self._confirm(keys=keys, args=args))
         return bool(done)
 
     async def consume(self, key: str) -> LoginRecord | None:
@@ -671,7 +812,7 @@ class RedisLoginStore:
             except (RedisError, OSError) as exc:
                 raise LoginStoreError(f"Redis subscribe failed: {type(exc).__name__}") from None
             record = await self.get(key)
-            if record is None or record.state != "pending":
+            if record is None or record.state not in _WAITING:
                 return record
             deadline = anyio.current_time() + timeout
             while (remaining := deadline - anyio.current_time()) > 0:
@@ -693,12 +834,14 @@ def _text(value: Any) -> str:
 
 def _record(values: list[Any]) -> LoginRecord | None:
     fields = [_text(x) if x is not None else "" for x in values]
-    if len(fields) != len(_FIELDS) or fields[0] not in ("pending", "scanned", "consumed"):
+    if len(fields) != len(_FIELDS) or fields[0] not in (*_WAITING, "scanned", "consumed"):
         return None
     state, ticket, expires, closes, openid, follower, scanned_at = fields
     try:
         result = (
-            LoginResult(openid, follower == "1", int(scanned_at)) if state == "scanned" else None
+            LoginResult(openid, follower == "1", int(scanned_at))
+            if state in ("confirming", "scanned")
+            else None
         )
         return LoginRecord(state, ticket, float(expires), float(closes), result)  # type: ignore[arg-type]
     except ValueError:

@@ -28,6 +28,21 @@ class FakeScan:
     raw: dict[str, str] = attrs.field(factory=dict)
 
 
+@attrs.frozen
+class FakeText:
+    """A stand-in for the ``wxqr.events.Event`` of a text message."""
+
+    openid: str
+    content: str
+    name: str = "text"
+    create_time: int = 1_700_000_100
+    account: str = "gh_test"
+
+    @property
+    def raw(self) -> dict[str, str]:
+        return {"MsgType": "text", "Content": self.content, "FromUserName": self.openid}
+
+
 class Clock:
     """A hand-moved Unix clock for ``ScanLogin(clock=...)``."""
 
