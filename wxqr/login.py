@@ -34,9 +34,11 @@ Security model:
   No server-side check can tell the two browsers apart. The mitigation is telling the scanner,
   inside WeChat, which site the scan logs in to: pass ``site=`` (or ``reply=``) and
   :meth:`ScanLogin.on_scan` returns that text, which the Receiver sends as the passive reply, so
-  a victim who never meant to log in to that site sees it at once. Keep codes short-lived, bind
-  the result to the browser that started the attempt (a cookie next to the id, as the example
-  does), and notify users of new logins.
+  a victim who never meant to log in to that site sees it at once. With ``confirm=True`` the
+  scan only asks "Reply 1 to log in to <site>" and the login completes when the scanner's own
+  reply reaches :meth:`ScanLogin.on_message` (``receiver.on("text")``). Keep codes
+  short-lived, bind the result to the browser that started the attempt (a cookie holding the
+  id, as the example does), and notify users of new logins.
 
 Budget: each :meth:`ScanLogin.start` calls ``cgi-bin/qrcode/create`` once, and WeChat allows
 100,000 calls a day per account (reference/wechat-api.md §3.1), shared with every other use of

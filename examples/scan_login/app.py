@@ -18,11 +18,14 @@ as the account's server URL.
 * ``GET /``: starts a :class:`~wxqr.login.ScanLogin` attempt, keeps its id in an HttpOnly,
   SameSite=Strict cookie (never in a URL), and shows the code; the page long-polls
   ``POST /login/wait`` until the scan, and then shows "logged in as <openid>".
-* ``POST /login/wait``: ``{"status": "pending"}`` after ``WAIT_SECONDS`` (poll again),
+* ``POST /login/wait``: ``{"status": "pending"}`` after ``WAIT_SECONDS`` (poll again;
+  ``"confirming"`` in confirm mode once scanned),
   ``{"status": "ok", "openid": ...}`` with the session cookie set, or ``{"status":
   "expired"}``.
 * ``/wechat``: the :class:`wxqr.events.Receiver`, which hands scans to ``login.on_scan``; the
-  scanner is told in WeChat which site they are logging in to (the login-relay warning).
+  scanner is told in WeChat which site they are logging in to (the login-relay warning). With
+  ``WXQR_CONFIRM=1`` the scan only asks "Reply 1 to log in to <site>", and the scanner's reply
+  (``login.on_message``) logs the browser in.
 * ``GET /me``: who the session cookie says is logged in.
 * Every answer carries ``X-Worker-Pid``, so you (and the tests) can see which process served
   what.
@@ -151,6 +154,10 @@ async function poll() {{
       document.getElementById("qr").hidden = true;
       return;
     }}
+    if (answer.status === "confirming") {{
+      status.textContent = "Now reply 1 in WeChat to confirm.";
+      continue;
+    }}
     if (answer.status !== "pending") {{
       status.textContent = "This code has expired: reload the page.";
       return;
@@ -174,6 +181,7 @@ def create_app(
     session_secret: str | None = None,
     expire_seconds: int = 300,
     wait_seconds: float = WAIT_SECONDS,
+    confirm: bool | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """Build the app. Every argument defaults to its environment variable (see module docs).
@@ -184,6 +192,8 @@ def create_app(
         redis_url: share attempts (and WeChat's resend de-duplication) between processes.
         site: the name the scanner sees in WeChat.
         session_secret: signs session cookies; the same in every process.
+        confirm: the confirmation step (``WXQR_CONFIRM=1``): the scanner must reply "1" in
+            WeChat before the browser is logged in.
         clock: Unix time for code expiry and push timestamps (a sandbox's virtual clock).
     """
     push_token = push_token or os.environ.get("WXQR_PUSH_TOKEN")
@@ -193,6 +203,8 @@ def create_app(
     redis_url = redis_url or os.environ.get("WXQR_REDIS_URL") or None
     site = site or os.environ.get("WXQR_SITE", "the wxqr example")
     secret = session_secret or os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32)
+    if confirm is None:
+        confirm = os.environ.get("WXQR_CONFIRM") == "1"
     sessions = Sessions(secret.encode())
 
     wx = client_factory()
@@ -206,7 +218,9 @@ def create_app(
         dedup: events.Dedup = events.RedisDedup(redis)
     else:
         store, dedup = MemoryLoginStore(), events.MemoryDedup()
-    login = ScanLogin(wx, store=store, expire_seconds=expire_seconds, site=site, clock=clock)
+    login = ScanLogin(
+        wx, store=store, expire_seconds=expire_seconds, site=site, confirm=confirm, clock=clock
+    )
     receiver = events.Receiver(
         push_token,
         encoding_aes_key=push_aes_key,
@@ -220,6 +234,9 @@ def create_app(
         reply = await login.on_scan(scan)
         log.info("pid %d: scan by %s: %s", os.getpid(), scan.openid, reply and "accepted")
         return reply
+
+    if confirm:
+        receiver.on("text")(login.on_message)  # the scanner's "1" completes the login
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -261,8 +278,9 @@ def create_app(
             result = await login.wait(attempt_id, timeout=wait_seconds)
         except (LoginExpired, wxqr.ValidationError):
             return JSONResponse({"status": "expired"})
-        if result is None:
-            return JSONResponse({"status": "pending"})
+        if result is None:  # poll again; "confirming": scanned, waiting for the scanner's "1"
+            confirming = await login.status(attempt_id) == "confirming"
+            return JSONResponse({"status": "confirming" if confirming else "pending"})
         log.info("pid %d: %s logged in", os.getpid(), result.openid)
         response = JSONResponse({"status": "ok", "openid": result.openid})
         response.set_cookie(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import itertools
 import re
@@ -92,3 +93,17 @@ def ticket_in(page: str) -> tuple[str, str]:
     url = html.unescape(src)
     (ticket,) = parse_qs(urlsplit(url).query)["ticket"]
     return url, ticket
+
+
+def text_push(token: str, openid: str, content: str, now: int) -> tuple[dict[str, str], bytes]:
+    """A signed plaintext text-message push, as WeChat sends it: ``(query, body)``."""
+    timestamp, nonce = str(now), "271828"
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    body = (
+        "<xml><ToUserName><![CDATA[gh_5a4db0c0ffee]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>"
+        f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+        f"<MsgId>{now}{len(content)}</MsgId></xml>"
+    )
+    query = {"signature": signature, "timestamp": timestamp, "nonce": nonce, "openid": openid}
+    return query, body.encode()

@@ -6,12 +6,11 @@ scan push and a signed text-message push through a real ``events.Receiver``.
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import anyio
 import pytest
-from login_helpers import Clock, FakeText, fake_login
+from login_helpers import Clock, FakeText, fake_login, text_push
 
 import wxqr
 from wxqr import events
@@ -110,19 +109,6 @@ PUSH_TOKEN = "confirmT0ken"
 T0 = 1_700_000_000
 
 
-def _text_push(openid: str, content: str, msg_id: int) -> tuple[dict[str, str], bytes]:
-    timestamp, nonce = str(T0 + 5), "271828"
-    signature = hashlib.sha1("".join(sorted([PUSH_TOKEN, timestamp, nonce])).encode()).hexdigest()
-    body = (
-        "<xml><ToUserName><![CDATA[gh_5a4db0c0ffee]]></ToUserName>"
-        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{T0 + 5}</CreateTime>"
-        f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
-        f"<MsgId>{msg_id}</MsgId></xml>"
-    )
-    query = {"signature": signature, "timestamp": timestamp, "nonce": nonce, "openid": openid}
-    return query, body.encode()
-
-
 async def test_end_to_end_through_the_receiver(make_store):
     state = SandboxState(seed=2, clock=VirtualClock(T0, frozen=True))
     http = sandbox_http_client(state)
@@ -141,7 +127,7 @@ async def test_end_to_end_through_the_receiver(make_store):
             assert "Reply 1 to log in to bank.example" in push.deliveries[0].body.decode()
             assert await login.status(attempt.id) == "confirming"
 
-            answer = await receiver.handle("POST", *_text_push("oPHONE", "1", 1001))
+            answer = await receiver.handle("POST", *text_push(PUSH_TOKEN, "oPHONE", "1", T0 + 5))
             assert answer.status == 200
             assert b"You are logged in to bank.example." in answer.body
             result = await login.wait(attempt.id, timeout=5)

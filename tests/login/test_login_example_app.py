@@ -12,7 +12,7 @@ from types import ModuleType
 
 import httpx
 import pytest
-from login_helpers import ticket_in
+from login_helpers import text_push, ticket_in
 
 from wxqr.sandbox import SandboxState, VirtualClock, sandbox_client, sandbox_http_client
 
@@ -126,3 +126,34 @@ async def test_the_receiver_answers_with_and_without_the_trailing_slash(site, pa
     push = await state.scan(ticket, openid="oSLASH")
     assert [d.status for d in push.deliveries] == [200]
     assert (await browser.post("/login/wait")).json()["openid"] == "oSLASH"
+
+
+async def test_confirm_mode_waits_for_the_scanners_reply():
+    state = SandboxState(seed=4, clock=VirtualClock(1_700_000_000, frozen=True))
+    wechat_http = sandbox_http_client(state)
+    app = load_example().create_app(
+        client_factory=lambda: sandbox_client(state, http_client=wechat_http),
+        push_token=PUSH_TOKEN,
+        site="example.test",
+        wait_seconds=0.3,
+        confirm=True,
+        clock=state.clock.now,
+    )
+    state.configure_push("http://app/wechat", token=PUSH_TOKEN, app=app)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as browser:
+            page = await browser.get("/")
+            assert "Now reply 1 in WeChat to confirm." in page.text
+            _, ticket = ticket_in(page.text)
+            push = await state.scan(ticket, openid="oCONFIRM")
+            assert "Reply 1 to log in to example.test" in push.deliveries[0].body.decode()
+            assert (await browser.post("/login/wait")).json() == {"status": "confirming"}
+
+            query, body = text_push(PUSH_TOKEN, "oCONFIRM", "1", 1_700_000_005)
+            reply = await browser.post("/wechat", params=query, content=body)
+            assert reply.status_code == 200
+            assert "You are logged in to example.test." in reply.text
+            answer = await browser.post("/login/wait")
+            assert answer.json() == {"status": "ok", "openid": "oCONFIRM"}
+    await wechat_http.aclose()
