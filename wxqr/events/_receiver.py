@@ -353,15 +353,16 @@ class Receiver:
         event = to_event(fields)
         return await self._dispatch(event, fmt, crypto, nonce)
 
-    def _handler_for(self, event: QrScan | Event) -> tuple[Callable[[Any], Awaitable[Any]], Any]:
+    def _handler_for(
+        self, event: QrScan | Event
+    ) -> tuple[Callable[[Any], Awaitable[str | None]] | None, QrScan | Event]:
         if isinstance(event, QrScan):
             if self._scan_handler is not None:
                 return self._scan_handler, event
-            name = "subscribe" if event.new_follower else "scan"
-            view = Event(event.raw.get("Event", name), event.openid, event.create_time,
-                         event.account, event.raw)  # fmt: skip
-            return self._handlers.get(name), view  # type: ignore[return-value]
-        return self._handlers.get(event.name.lower()), event  # type: ignore[return-value]
+            # No scan handler: the scan is the subscribe/SCAN event it arrived as.
+            name = event.raw.get("Event", "subscribe" if event.new_follower else "SCAN")
+            event = Event(name, event.openid, event.create_time, event.account, event.raw)
+        return self._handlers.get(event.name.lower()), event
 
     async def _dispatch(
         self, event: QrScan | Event, fmt: str, crypto: MessageCrypto | None, nonce: str
