@@ -104,16 +104,6 @@ class Sessions:
         return openid if expiry.isdigit() and int(expiry) > time.time() else None
 
 
-class AsgiEndpoint:
-    """A raw ASGI app as a Starlette route endpoint (a plain function would get a Request)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
 class WorkerPid:
     """ASGI middleware: every answer, the Receiver's included, says which process served it."""
 
@@ -250,9 +240,9 @@ def create_app(
 
     app = FastAPI(title="Scan to log in (wxqr)", lifespan=lifespan)
     app.state.login = login
-    # Starlette answers "POST /wechat" to a mount with a 307 to "/wechat/", and WeChat does not
-    # follow redirects: serve the exact path too (the mount serves "/wechat/").
-    app.router.add_route("/wechat", AsgiEndpoint(receiver.asgi_app), methods=["GET", "POST"])
+    # The exact path: a mount matches only below it (Starlette would answer "POST /wechat"
+    # with a redirect, which WeChat does not follow). The mount serves ".../wechat/".
+    app.add_route("/wechat", receiver.asgi_app, methods=["GET", "POST"])
     app.mount("/wechat", receiver.asgi_app)
     app.add_middleware(WorkerPid)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 else:  # aiohttp is optional: these names only annotate
     AiohttpRequest = AiohttpResponse = Any
 
-__all__ = ["aiohttp_handler", "asgi_app"]
+__all__ = ["ASGIApp", "aiohttp_handler", "asgi_app"]
 
 ASGIScope = MutableMapping[str, Any]
 ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -88,6 +88,22 @@ async def asgi_app(
     ]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
+
+
+class ASGIApp:
+    """``receiver.asgi_app``: an ASGI 3 callable object (not a bound method, so that Starlette's
+    ``Route`` and uvicorn's interface detection both take it for what it is)."""
+
+    __slots__ = ("receiver",)
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        await asgi_app(self.receiver, scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"<asgi_app of {self.receiver!r}>"
 
 
 async def aiohttp_handler(receiver: Receiver, request: AiohttpRequest) -> AiohttpResponse:

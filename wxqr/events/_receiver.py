@@ -17,6 +17,7 @@ says so once).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -44,7 +45,7 @@ from ._parse import parse_fields, to_event
 from ._signature import check_signature
 
 if TYPE_CHECKING:
-    from ._adapters import AiohttpRequest, AiohttpResponse, ASGIReceive, ASGIScope, ASGISend
+    from ._adapters import AiohttpRequest, AiohttpResponse, ASGIApp
 
 __all__ = ["EventHandler", "Receiver", "ScanHandler"]
 
@@ -263,7 +264,9 @@ class Receiver:
         if group is None:
             return
         group.cancel_scope.deadline = anyio.current_time() + self.shutdown_grace
-        await group.__aexit__(exc_type, exc, tb)
+        # Background handlers never raise (failures are logged), and the block's own exception
+        # is not the task group's business: it propagates as is, not in an ExceptionGroup.
+        await group.__aexit__(None, None, None)
 
     # -- the protocol ------------------------------------------------------------------------
     async def handle(self, method: str, query: Mapping[str, str], body: bytes) -> Answer:
@@ -350,15 +353,16 @@ class Receiver:
         event = to_event(fields)
         return await self._dispatch(event, fmt, crypto, nonce)
 
-    def _handler_for(self, event: QrScan | Event) -> tuple[Callable[[Any], Awaitable[Any]], Any]:
+    def _handler_for(
+        self, event: QrScan | Event
+    ) -> tuple[Callable[[Any], Awaitable[str | None]] | None, QrScan | Event]:
         if isinstance(event, QrScan):
             if self._scan_handler is not None:
                 return self._scan_handler, event
-            name = "subscribe" if event.new_follower else "scan"
-            view = Event(event.raw.get("Event", name), event.openid, event.create_time,
-                         event.account, event.raw)  # fmt: skip
-            return self._handlers.get(name), view  # type: ignore[return-value]
-        return self._handlers.get(event.name.lower()), event  # type: ignore[return-value]
+            # No scan handler: the scan is the subscribe/SCAN event it arrived as.
+            name = event.raw.get("Event", "subscribe" if event.new_follower else "SCAN")
+            event = Event(name, event.openid, event.create_time, event.account, event.raw)
+        return self._handlers.get(event.name.lower()), event
 
     async def _dispatch(
         self, event: QrScan | Event, fmt: str, crypto: MessageCrypto | None, nonce: str
@@ -465,16 +469,19 @@ class Receiver:
         return Answer(200, _CONTENT_TYPES[fmt], body)
 
     # -- adapters ----------------------------------------------------------------------------
-    async def asgi_app(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
-        """The receiver as an ASGI 3 app: ``app.mount("/wechat", receiver.asgi_app)``.
+    @functools.cached_property
+    def asgi_app(self) -> ASGIApp:
+        """The receiver as an ASGI 3 app.
 
-        Reads at most ``max_body + 1`` bytes of a body. As the top-level app it also runs the
-        ASGI lifespan (opening the receiver's task group); mounted in FastAPI/Starlette, whose
-        mounts get no lifespan, open it in your app's lifespan with ``async with receiver``.
+        ``app.mount("/wechat", receiver.asgi_app)`` (Starlette/FastAPI mounts match below the
+        path: configure ``.../wechat/``), or ``app.add_route("/wechat", receiver.asgi_app,
+        methods=["GET", "POST"])`` for the exact path. It reads at most ``max_body + 1`` bytes
+        of a body. As the top-level app it runs the ASGI lifespan (opening the receiver's task
+        group); mounted, open it in your app's lifespan with ``async with receiver``.
         """
-        from ._adapters import asgi_app
+        from ._adapters import ASGIApp
 
-        await asgi_app(self, scope, receive, send)
+        return ASGIApp(self)
 
     async def aiohttp_handler(self, request: AiohttpRequest) -> AiohttpResponse:
         """The receiver as an aiohttp handler: ``router.add_route("*", "/wechat", ...)``.
