@@ -503,6 +503,7 @@ class _Entry:
     record: LoginRecord
     scene_key: str
     changed: anyio.Event
+    confirm_key: str | None = None
 
 
 class MemoryLoginStore:
@@ -527,8 +528,8 @@ class MemoryLoginStore:
             entry = self._entries.pop(key, None)
             if entry is not None:
                 self._scenes.pop(entry.scene_key, None)
-                for confirm_key in [k for k, v in self._confirming.items() if v == key]:
-                    del self._confirming[confirm_key]
+                if entry.confirm_key and self._confirming.get(entry.confirm_key) == key:
+                    del self._confirming[entry.confirm_key]
 
     async def create(self, key: str, scene_key: str, record: LoginRecord, *, now: float) -> None:
         """Store a new pending attempt (and forget the closed ones)."""
@@ -561,6 +562,7 @@ class MemoryLoginStore:
             return False
         if confirm_key is not None:
             entry.record = attrs.evolve(record, state="confirming", result=result)
+            entry.confirm_key = confirm_key
             self._confirming[confirm_key] = key
         else:
             entry.record = attrs.evolve(record, state="scanned", result=result)

@@ -203,3 +203,24 @@ async def test_the_memory_store_forgets_closed_attempts():
     await login.start()
     assert len(store._entries) == 1
     assert len(store._scenes) == 1
+
+
+async def test_the_memory_store_forgets_pending_confirmations():
+    store = MemoryLoginStore()
+    clock_now = [1_700_000_000.0]
+    login, _, issuer = fake_login(
+        store, expire_seconds=60, grace_seconds=0, site="s.example", confirm=True,
+        clock=lambda: clock_now[0],
+    )  # fmt: skip
+    first = await login.start()
+    await login.on_scan(issuer.scan_of(first.ticket, "oSAME"))
+    clock_now[0] += 30
+    second = await login.start()
+    await login.on_scan(issuer.scan_of(second.ticket, "oSAME"))  # the index moves to it
+    clock_now[0] += 31  # the first closes; the second's index must survive the purge
+    await login.start()
+    assert len(store._confirming) == 1
+    clock_now[0] += 60
+    await login.start()
+    assert store._confirming == {}
+    assert len(store._entries) == 1
