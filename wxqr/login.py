@@ -122,7 +122,7 @@ class LoginAttempt:
 
     Attributes:
         id: opaque, unguessable handle of the attempt; hand it to the browser (it is *not*
-            the scene, which only the QR code carries; stores keep digests of both).
+            the scene, which stays between WeChat and the server; stores keep digests of both).
         ticket: the QR code's ticket.
         url: the QR code's content, to render the image yourself.
         image_url: the ``showqrcode`` URL of the image.
