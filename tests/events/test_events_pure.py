@@ -84,6 +84,17 @@ def test_official_safe_mode_decrypt_with_a_19_byte_pad():
     assert plaintext == SAFE_PLAINTEXT
     assert len(plaintext.encode()) == 167  # msg_len
 
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = base64.b64decode(KEY + "=")
+    assert key == bytes(32)  # "A" * 43 decodes to 32 zero bytes: the IV is 16 zero bytes
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    full = decryptor.update(raw) + decryptor.finalize()
+    assert full[-19:] == bytes([19]) * 19  # the official frame's pad is 19 (PKCS#7, K = 32)
+    assert full[:16] == b"a8eedb185eb2fecf"
+    assert struct.unpack(">I", full[16:20]) == (167,)
+    assert full[20 + 167 : -19] == APPID.encode()
+
 
 def test_official_encrypted_reply_byte_for_byte():
     v = REPLY_VECTOR

@@ -408,7 +408,7 @@ async def test_a_slow_handler_is_answered_success_in_time_and_still_completes():
     finished = anyio.Event()
 
     async def slow(scan: events.QrScan) -> str:
-        await anyio.sleep(1.0)
+        await anyio.sleep(2.0)
         finished.set()
         return "too late to be sent"
 
@@ -419,7 +419,7 @@ async def test_a_slow_handler_is_answered_success_in_time_and_still_completes():
         answer = await receiver.handle("POST", signed_query(), event_xml().encode())
         elapsed = time.monotonic() - started
         assert (answer.status, answer.body) == (200, b"success")
-        assert 0.25 <= elapsed < 0.95  # answered at the deadline, before the handler ended
+        assert 0.25 <= elapsed < 1.8  # answered at the deadline, before the handler ended
         assert not finished.is_set()
         with anyio.fail_after(10):
             await finished.wait()
