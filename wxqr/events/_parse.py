@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from xml.etree import ElementTree
 
+from ..errors import ValidationError
 from ._errors import MalformedMessage
 from ._models import Event, QrScan
 
@@ -72,8 +73,14 @@ def parse_fields(body: bytes | str) -> tuple[dict[str, str], str]:
 
     Raises:
         MalformedMessage: neither well-formed XML nor a JSON object, or a DOCTYPE/ENTITY.
+        ValidationError: ``body`` is neither bytes nor str.
     """
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+    elif isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body)
+    else:  # bytes(5) would be five zero bytes: refuse what is not a body
+        raise ValidationError("body", f"must be bytes or str, got {type(body).__name__}")
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         return _json_fields(stripped), "json"
@@ -129,6 +136,7 @@ def parse(body: bytes | str) -> QrScan | Event:
     Raises:
         MalformedMessage: malformed XML/JSON, a DOCTYPE/ENTITY declaration, or a missing
             ``ToUserName``/``FromUserName``/``CreateTime``/``MsgType``/``Event``.
+        ValidationError: ``body`` is neither bytes nor str.
 
     See https://developers.weixin.qq.com/doc/service/guide/product/message/Receiving_event_pushes.html
     """

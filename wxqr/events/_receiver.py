@@ -286,7 +286,23 @@ class Receiver:
             ``max_body``), 400 (malformed, DOCTYPE/ENTITY, bad padding, wrong appid); their
             body never says which check failed, ``Answer.error`` and the log do. A handler
             that raised gives 500 (so that WeChat's resend is processed).
+
+        Raises:
+            ValidationError: ``method``, ``query`` or ``body`` has the wrong type (a bug in
+                the caller, not in the request).
         """
+        if not isinstance(method, str):
+            raise ValidationError("method", "must be a str such as 'GET' or 'POST'")
+        if not isinstance(query, Mapping):
+            raise ValidationError("query", "must be a mapping of query parameter -> str")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif isinstance(body, bytearray | memoryview):
+            body = bytes(body)
+        elif not isinstance(body, bytes):
+            raise ValidationError("body", f"must be bytes, got {type(body).__name__}")
+        # A parameter that is not one str (a framework's list of repeats) counts as absent.
+        query = {str(k): v for k, v in query.items() if isinstance(v, str)}
         try:
             return await self._handle(method.upper(), query, body)
         except ReceiveError as exc:
