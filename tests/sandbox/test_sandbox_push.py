@@ -164,9 +164,19 @@ async def test_the_duplicate_fault_delivers_twice_and_dedup_holds(state):
     assert len(seen) == 1
 
 
-async def test_scan_needs_a_push_configuration(state):
+async def test_scan_needs_a_push_configuration_and_checks_its_arguments(state):
     with pytest.raises(RuntimeError, match="configure_push"):
         await state.scan("t", openid="o")
+    state.configure_push(token=TOKEN)
+    for kwargs, argument in (
+        ({"ticket": ""}, "ticket"),
+        ({"ticket": 5}, "ticket"),
+        ({"ticket": "t", "openid": ""}, "openid"),
+        ({"ticket": "t", "following": "yes"}, "following"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await state.scan(kwargs.pop("ticket"), **kwargs)
+        assert caught.value.argument == argument
 
 
 @pytest.mark.parametrize(

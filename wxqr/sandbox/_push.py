@@ -240,11 +240,18 @@ async def scan(
 
     Raises:
         RuntimeError: no push is configured (``state.configure_push(...)``).
+        ValidationError: ``ticket``, ``openid`` or ``following`` has the wrong type.
     """
     config = state.push
     if config is None:
         raise RuntimeError("no push configured: call state.configure_push(url, token=...) first")
-    value = str(getattr(ticket, "ticket", ticket))
+    value = getattr(ticket, "ticket", ticket)
+    if not isinstance(value, str) or not value:
+        raise ValidationError("ticket", "must be a ticket string or a wxqr.QrTicket")
+    if openid is not None and (not isinstance(openid, str) or not openid):
+        raise ValidationError("openid", "must be a non-empty string")
+    if following is not None and not isinstance(following, bool):
+        raise ValidationError("following", "must be True, False or None")
     with state.lock:
         issued = state.tickets.get(value)
         now = state.clock.now()
