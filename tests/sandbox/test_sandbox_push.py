@@ -250,9 +250,11 @@ def test_cli_push_options():
     assert TOKEN not in repr(state.push)
     assert KEY not in repr(state.push)
     plain = state_from_args(
-        build_parser().parse_args(["--push-url", "http://h/", "--push-token", "t"])
+        build_parser().parse_args(
+            ["--push-url", "http://h/", "--push-token", "t", "--push-duplicate", "2"]
+        )
     )
-    assert plain.push.mode == "plain"
+    assert (plain.push.mode, plain.push.duplicate) == ("plain", 2)
     with pytest.raises(ValueError, match="go together"):
         state_from_args(build_parser().parse_args(["--push-url", "http://h/"]))
     with pytest.raises(ValueError):
