@@ -503,3 +503,39 @@ def test_receiver_repr_holds_no_secret():
     text = repr(events.Receiver("T0kenS3cret", encoding_aes_key=OTHER_KEY, appid=APPID))
     assert "T0kenS3cret" not in text
     assert OTHER_KEY not in text
+
+
+async def test_the_deadline_counts_from_arrival_and_a_custom_dedup_store_works():
+    class SlowDedup:  # a user-written store: the Dedup protocol, e.g. over another database
+        def __init__(self):
+            self.keys = set()
+
+        async def claim(self, key):
+            await anyio.sleep(0.8)  # a slow round trip eats into WeChat's 5 s
+            if key in self.keys:
+                return False
+            self.keys.add(key)
+            return True
+
+        async def release(self, key):
+            self.keys.discard(key)
+
+    finished = anyio.Event()
+
+    async def slow(scan):
+        await anyio.sleep(2.5)
+        finished.set()
+
+    dedup = SlowDedup()
+    assert isinstance(dedup, events.Dedup)
+    receiver = events.Receiver(TOKEN, dedup=dedup, reply_deadline=1.0)
+    receiver.on_scan(slow)
+    async with receiver:
+        started = time.monotonic()
+        answer = await receiver.handle("POST", signed_query(), event_xml().encode())
+        elapsed = time.monotonic() - started
+        assert answer.body == b"success"
+        assert 0.95 <= elapsed < 1.6  # 1.0 s after arrival, not 1.0 s after the claim (1.8 s)
+        with anyio.fail_after(10):
+            await finished.wait()
+    assert len(dedup.keys) == 1
