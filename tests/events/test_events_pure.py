@@ -388,3 +388,10 @@ def test_cdata_keeps_markup_and_the_model_is_frozen():
     assert scan.scene == "a<b>&c"
     with pytest.raises(AttributeError):
         scan.scene = "x"
+
+
+def test_models_are_hashable_and_raw_is_read_only():
+    scan = events.parse(event_xml("SCAN", "7"))
+    assert len({scan, events.parse(event_xml("SCAN", "7"))}) == 1
+    with pytest.raises(TypeError):
+        scan.raw["EventKey"] = "8"

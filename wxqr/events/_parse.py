@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 from xml.etree import ElementTree
 
@@ -98,7 +99,7 @@ def _required(fields: Mapping[str, str], name: str) -> str:
 
 def to_event(fields: Mapping[str, str]) -> QrScan | Event:
     """Turn a push's fields into a :class:`QrScan` or an :class:`Event` (see :func:`parse`)."""
-    raw = dict(fields)
+    raw: Mapping[str, str] = MappingProxyType(dict(fields))  # read-only, shared by handlers
     openid = _required(raw, "FromUserName")
     account = _required(raw, "ToUserName")
     msg_type = _required(raw, "MsgType")
