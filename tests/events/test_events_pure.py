@@ -395,3 +395,31 @@ def test_models_are_hashable_and_raw_is_read_only():
     assert len({scan, events.parse(event_xml("SCAN", "7"))}) == 1
     with pytest.raises(TypeError):
         scan.raw["EventKey"] = "8"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        pytest.param(0, None, id="exact"),
+        pytest.param(len(APPID), events.AppIdMismatch, id="msg-len-swallows-the-appid"),
+        pytest.param(len(APPID) + 1, events.DecryptError, id="msg-len-one-past-the-frame"),
+    ],
+)
+def test_msg_len_boundaries(extra, error):
+    msg = b"hello"
+    frame = _frame(msg, declared=len(msg) + extra)
+    pad = 32 - len(frame) % 32
+    text, signature = _seal_raw(frame + bytes([pad]) * pad)
+    if error is None:
+        assert crypto().decrypt(text, msg_signature=signature, timestamp="1", nonce="n") == "hello"
+    else:
+        with pytest.raises(error):
+            crypto().decrypt(text, msg_signature=signature, timestamp="1", nonce="n")
+
+
+def test_dedup_ttl_boundaries():
+    assert events.MemoryDedup(ttl=60).ttl == 60
+    assert events.RedisDedup(object(), ttl=86_400).ttl == 86_400
+    for ttl in (59.9, 86_400.1, True, "60"):
+        with pytest.raises(wxqr.ValidationError):
+            events.MemoryDedup(ttl=ttl)

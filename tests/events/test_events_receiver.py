@@ -539,3 +539,16 @@ async def test_the_deadline_counts_from_arrival_and_a_custom_dedup_store_works()
         with anyio.fail_after(10):
             await finished.wait()
     assert len(dedup.keys) == 1
+
+
+async def test_max_body_boundary():
+    calls = Calls()
+    receiver = events.Receiver(TOKEN, max_body=2048)
+    receiver.on_scan(calls.scan_handler())
+    body = event_xml().encode()
+    exact = body.replace(b"</xml>", b" " * (2048 - len(body)) + b"</xml>")
+    assert len(exact) == 2048
+    assert (await receiver.handle("POST", signed_query(), exact)).status == 200
+    answer = await receiver.handle("POST", signed_query(), exact + b" ")
+    assert answer.status == 413
+    assert len(calls.seen) == 1
