@@ -370,6 +370,8 @@ def test_declarations_are_refused_before_parsing(body, monkeypatch):
         pytest.param("{not json", id="bad-json"),
         pytest.param("[1, 2]", id="json-array"),
         pytest.param("hello", id="neither"),
+        pytest.param('<?xml version="1.0" encoding="bogus"?><xml/>', id="unknown-encoding"),
+        pytest.param('<?xml version="1.0" encoding="big5"?><xml/>', id="multibyte-encoding"),
         pytest.param("", id="empty"),
         pytest.param(event_xml().replace("<CreateTime>123456789", "<CreateTime>soon"),
                      id="bad-time"),

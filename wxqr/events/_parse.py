@@ -33,7 +33,8 @@ def _xml_fields(body: bytes) -> dict[str, str]:
         raise MalformedMessage("XML with a DOCTYPE, ENTITY or other declaration is refused")
     try:
         root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+    except (ElementTree.ParseError, LookupError, ValueError):
+        # ValueError / LookupError: an XML declaration naming a multi-byte or unknown encoding.
         raise MalformedMessage("the body is not well-formed XML") from None
     fields: dict[str, str] = {}
 
