@@ -227,10 +227,10 @@ def test_served_sandbox_pushes_to_a_served_receiver_on_post_sandbox_scan():
         assert (result["event"], result["event_key"]) == ("subscribe", "qrscene_s-1")
         assert http.post("/sandbox/scan", json={"ticket": "unknown"}).json() == {"pushed": False}
         assert http.post("/sandbox/scan", content=b"[").status_code == 400
-        assert (
-            http.post("/sandbox/scan", json={"ticket": ticket, "following": "yes"}).status_code
-            == 400
-        )
+        for bad in ({"following": "yes"}, {"follow": "no"}, {"openid": 7}):
+            assert http.post("/sandbox/scan", json={"ticket": ticket, **bad}).status_code == 400
+        declined = {"ticket": ticket, "openid": "o_x", "follow": False}
+        assert http.post("/sandbox/scan", json=declined).json() == {"pushed": False}
     assert [(s.openid, s.scene, s.new_follower) for s in seen] == [("o_web", "s-1", True)]
     # The passive reply came back encrypted (safe mode), as WeChat requires.
     reply = state.pushes[0].deliveries[0].body

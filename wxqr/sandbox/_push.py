@@ -296,6 +296,9 @@ async def handle_scan_control(state: SandboxState, request: Request) -> Response
         return json_response({"error": '"following" must be true, false or null'}, status=400)
     if openid is not None and (not isinstance(openid, str) or not openid):
         return json_response({"error": '"openid" must be a non-empty string'}, status=400)
+    follow = body.get("follow", True)
+    if not isinstance(follow, bool):
+        return json_response({"error": '"follow" must be true or false'}, status=400)
     if state.push is None:
         return json_response({"error": "no push configured (--push-url/--push-token)"}, status=409)
     push = await scan(
@@ -303,7 +306,7 @@ async def handle_scan_control(state: SandboxState, request: Request) -> Response
         body["ticket"],
         openid=openid,
         following=following,
-        follow=bool(body.get("follow", True)),
+        follow=follow,
     )
     if push is None:
         return json_response({"pushed": False})
