@@ -67,13 +67,13 @@ def test_asgi_app_top_level_under_uvicorn_runs_the_lifespan():
     from wxqr.sandbox import served
 
     seen: list = []
-    receiver = receiver_with(seen, delay=1.0, reply_deadline=0.2)
+    receiver = receiver_with(seen, delay=2.0, reply_deadline=0.2)
     with served(app=receiver.asgi_app) as url, httpx.Client(base_url=url, timeout=10) as http:
         started = time.monotonic()
         answer = http.post("/", params=signed_query(), content=event_xml())
         elapsed = time.monotonic() - started
         assert (answer.status_code, answer.text) == (200, "success")
-        assert elapsed < 0.9  # answered at the deadline: the lifespan opened the task group
+        assert elapsed < 1.8  # answered at the deadline: the lifespan opened the task group
         deadline = time.monotonic() + 10
         while not seen and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -86,7 +86,7 @@ async def test_aiohttp_handler_on_a_real_socket():
     from aiohttp.test_utils import TestServer
 
     seen: list = []
-    receiver = receiver_with(seen, delay=0.6, reply_deadline=0.2, max_body=1024)
+    receiver = receiver_with(seen, delay=2.0, reply_deadline=0.2, max_body=1024)
 
     async def open_receiver(app):
         async with receiver:
@@ -104,7 +104,7 @@ async def test_aiohttp_handler_on_a_real_socket():
         started = time.monotonic()
         answer = await http.post("/wechat", params=signed_query(), content=event_xml())
         assert (answer.status_code, answer.text) == (200, "success")
-        assert time.monotonic() - started < 0.55
+        assert time.monotonic() - started < 1.8
         answer = await http.post("/wechat", params=signed_query(), content=b"x" * 5000)
         assert answer.status_code == 413
 

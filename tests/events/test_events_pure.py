@@ -84,6 +84,17 @@ def test_official_safe_mode_decrypt_with_a_19_byte_pad():
     assert plaintext == SAFE_PLAINTEXT
     assert len(plaintext.encode()) == 167  # msg_len
 
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = base64.b64decode(KEY + "=")
+    assert key == bytes(32)  # "A" * 43 decodes to 32 zero bytes: the IV is 16 zero bytes
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    full = decryptor.update(raw) + decryptor.finalize()
+    assert full[-19:] == bytes([19]) * 19  # the official frame's pad is 19 (PKCS#7, K = 32)
+    assert full[:16] == b"a8eedb185eb2fecf"
+    assert struct.unpack(">I", full[16:20]) == (167,)
+    assert full[20 + 167 : -19] == APPID.encode()
+
 
 def test_official_encrypted_reply_byte_for_byte():
     v = REPLY_VECTOR
@@ -359,6 +370,8 @@ def test_declarations_are_refused_before_parsing(body, monkeypatch):
         pytest.param("{not json", id="bad-json"),
         pytest.param("[1, 2]", id="json-array"),
         pytest.param("hello", id="neither"),
+        pytest.param('<?xml version="1.0" encoding="bogus"?><xml/>', id="unknown-encoding"),
+        pytest.param('<?xml version="1.0" encoding="big5"?><xml/>', id="multibyte-encoding"),
         pytest.param("", id="empty"),
         pytest.param(event_xml().replace("<CreateTime>123456789", "<CreateTime>soon"),
                      id="bad-time"),
@@ -377,3 +390,38 @@ def test_cdata_keeps_markup_and_the_model_is_frozen():
     assert scan.scene == "a<b>&c"
     with pytest.raises(AttributeError):
         scan.scene = "x"
+
+
+def test_models_are_hashable_and_raw_is_read_only():
+    scan = events.parse(event_xml("SCAN", "7"))
+    assert len({scan, events.parse(event_xml("SCAN", "7"))}) == 1
+    with pytest.raises(TypeError):
+        scan.raw["EventKey"] = "8"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        pytest.param(0, None, id="exact"),
+        pytest.param(len(APPID), events.AppIdMismatch, id="msg-len-swallows-the-appid"),
+        pytest.param(len(APPID) + 1, events.DecryptError, id="msg-len-one-past-the-frame"),
+    ],
+)
+def test_msg_len_boundaries(extra, error):
+    msg = b"hello"
+    frame = _frame(msg, declared=len(msg) + extra)
+    pad = 32 - len(frame) % 32
+    text, signature = _seal_raw(frame + bytes([pad]) * pad)
+    if error is None:
+        assert crypto().decrypt(text, msg_signature=signature, timestamp="1", nonce="n") == "hello"
+    else:
+        with pytest.raises(error):
+            crypto().decrypt(text, msg_signature=signature, timestamp="1", nonce="n")
+
+
+def test_dedup_ttl_boundaries():
+    assert events.MemoryDedup(ttl=60).ttl == 60
+    assert events.RedisDedup(object(), ttl=86_400).ttl == 86_400
+    for ttl in (59.9, 86_400.1, True, "60"):
+        with pytest.raises(wxqr.ValidationError):
+            events.MemoryDedup(ttl=ttl)

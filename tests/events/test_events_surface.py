@@ -216,3 +216,51 @@ async def test_no_token_or_key_escapes_a_run_full_of_refusals(caplog):
         assert SECRET_KEY not in text
         assert raw_key.hex() not in text
     assert "handler failed" in caplog.text  # the log did say what went wrong
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        pytest.param(lambda: events.parse(5), "body", id="parse-int"),
+        pytest.param(lambda: events.parse(None), "body", id="parse-none"),
+        pytest.param(lambda: events.check_signature("", timestamp="1", nonce="2", signature="3"),
+                     "token", id="signature-empty-token"),
+        pytest.param(lambda: _crypto().decrypt(b"x", msg_signature="s", timestamp="1", nonce="n"),
+                     "encrypted", id="decrypt-bytes"),
+        pytest.param(lambda: _crypto().encrypt(b"x", nonce="n"), "plaintext", id="encrypt-bytes"),
+        pytest.param(lambda: _crypto().encrypt("x", nonce=1), "nonce", id="encrypt-int-nonce"),
+        pytest.param(lambda: _crypto().encrypt("x", nonce="n", timestamp="soon"), "timestamp",
+                     id="encrypt-bad-timestamp"),
+        pytest.param(lambda: _crypto().encrypt("x", nonce="n", random_prefix="0" * 16),
+                     "random_prefix", id="encrypt-str-prefix"),
+    ],
+)  # fmt: skip
+def test_wrong_types_are_validation_errors(call, argument):
+    pytest.importorskip("cryptography")
+    with pytest.raises(wxqr.ValidationError) as caught:
+        call()
+    assert caught.value.argument == argument
+
+
+def _crypto():
+    return events.MessageCrypto("tok", "A" * 43, APPID)
+
+
+def test_non_string_signature_parts_never_match():
+    assert not events.check_signature("tok", timestamp=None, nonce="2", signature="3")
+    assert not events.check_signature("tok", timestamp=["1"], nonce="2", signature="3")
+
+
+@pytest.mark.anyio
+async def test_handle_checks_its_argument_types_and_treats_lists_as_absent():
+    receiver = events.Receiver("tok", max_skew=None)
+    with pytest.raises(wxqr.ValidationError):
+        await receiver.handle("POST", [("a", "b")], b"")
+    with pytest.raises(wxqr.ValidationError):
+        await receiver.handle("POST", {}, 5)
+    query = {**signed_query("tok"), "echostr": "e"}
+    answer = await receiver.handle("GET", {**query, "signature": [query["signature"]]}, b"")
+    assert answer.status == 403
+    answer = await receiver.handle("GET", {**query, "echostr": ["e"]}, "")
+    assert answer.status == 400  # echostr as a list: absent
+    assert (await receiver.handle("get", query, bytearray())).body == b"e"

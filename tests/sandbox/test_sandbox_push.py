@@ -164,9 +164,19 @@ async def test_the_duplicate_fault_delivers_twice_and_dedup_holds(state):
     assert len(seen) == 1
 
 
-async def test_scan_needs_a_push_configuration(state):
+async def test_scan_needs_a_push_configuration_and_checks_its_arguments(state):
     with pytest.raises(RuntimeError, match="configure_push"):
         await state.scan("t", openid="o")
+    state.configure_push(token=TOKEN)
+    for kwargs, argument in (
+        ({"ticket": ""}, "ticket"),
+        ({"ticket": 5}, "ticket"),
+        ({"ticket": "t", "openid": ""}, "openid"),
+        ({"ticket": "t", "following": "yes"}, "following"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await state.scan(kwargs.pop("ticket"), **kwargs)
+        assert caught.value.argument == argument
 
 
 @pytest.mark.parametrize(
@@ -217,10 +227,10 @@ def test_served_sandbox_pushes_to_a_served_receiver_on_post_sandbox_scan():
         assert (result["event"], result["event_key"]) == ("subscribe", "qrscene_s-1")
         assert http.post("/sandbox/scan", json={"ticket": "unknown"}).json() == {"pushed": False}
         assert http.post("/sandbox/scan", content=b"[").status_code == 400
-        assert (
-            http.post("/sandbox/scan", json={"ticket": ticket, "following": "yes"}).status_code
-            == 400
-        )
+        for bad in ({"following": "yes"}, {"follow": "no"}, {"openid": 7}):
+            assert http.post("/sandbox/scan", json={"ticket": ticket, **bad}).status_code == 400
+        declined = {"ticket": ticket, "openid": "o_x", "follow": False}
+        assert http.post("/sandbox/scan", json=declined).json() == {"pushed": False}
     assert [(s.openid, s.scene, s.new_follower) for s in seen] == [("o_web", "s-1", True)]
     # The passive reply came back encrypted (safe mode), as WeChat requires.
     reply = state.pushes[0].deliveries[0].body
@@ -240,9 +250,11 @@ def test_cli_push_options():
     assert TOKEN not in repr(state.push)
     assert KEY not in repr(state.push)
     plain = state_from_args(
-        build_parser().parse_args(["--push-url", "http://h/", "--push-token", "t"])
+        build_parser().parse_args(
+            ["--push-url", "http://h/", "--push-token", "t", "--push-duplicate", "2"]
+        )
     )
-    assert plain.push.mode == "plain"
+    assert (plain.push.mode, plain.push.duplicate) == ("plain", 2)
     with pytest.raises(ValueError, match="go together"):
         state_from_args(build_parser().parse_args(["--push-url", "http://h/"]))
     with pytest.raises(ValueError):

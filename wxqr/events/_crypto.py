@@ -54,6 +54,12 @@ def aes_key(encoding_aes_key: str, *, argument: str = "encoding_aes_key") -> byt
     return key
 
 
+def _strings(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ValidationError(name, f"must be a str, got {type(value).__name__}")
+
+
 class MessageCrypto:
     """Encrypt and decrypt WeChat's safe-mode frames for one account.
 
@@ -106,7 +112,9 @@ class MessageCrypto:
             DecryptError: not base64 (-40010), not whole AES blocks (-40007), bad padding or
                 ``msg_len`` (-40008).
             AppIdMismatch: the frame ends with another appid (-40005).
+            ValidationError: an argument is not a ``str``.
         """
+        _strings(encrypted=encrypted, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce)
         expected = sign(self._token, timestamp, nonce, encrypted)
         if not hmac.compare_digest(expected.encode(), msg_signature.encode("utf-8", "replace")):
             raise SignatureError("msg_signature does not match the Encrypt field")
@@ -156,11 +164,19 @@ class MessageCrypto:
             the :class:`Encrypted` fields of the reply.
 
         Raises:
-            ValidationError: ``random_prefix`` is not 16 bytes.
+            ValidationError: a non-``str`` plaintext or nonce, a timestamp that is not Unix
+                seconds, or a ``random_prefix`` that is not 16 bytes.
         """
+        _strings(plaintext=plaintext, nonce=nonce)
+        if timestamp is not None and (
+            isinstance(timestamp, bool) or not isinstance(timestamp, str | int)
+        ):
+            raise ValidationError("timestamp", "must be Unix seconds (int or decimal str) or None")
+        if isinstance(timestamp, str) and not timestamp.isdigit():
+            raise ValidationError("timestamp", "must be a decimal string of Unix seconds")
         if random_prefix is None:
             random_prefix = secrets.token_bytes(16)
-        elif len(random_prefix) != 16:
+        elif not isinstance(random_prefix, bytes) or len(random_prefix) != 16:
             raise ValidationError("random_prefix", "must be exactly 16 bytes")
         message = plaintext.encode("utf-8")
         frame = random_prefix + struct.pack(">I", len(message)) + message + self._appid

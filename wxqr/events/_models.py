@@ -33,7 +33,7 @@ class QrScan:
     new_follower: bool
     create_time: int
     account: str
-    raw: Mapping[str, str] = attrs.field(repr=False)
+    raw: Mapping[str, str] = attrs.field(repr=False, hash=False)
 
 
 @attrs.frozen
@@ -53,7 +53,7 @@ class Event:
     openid: str
     create_time: int
     account: str
-    raw: Mapping[str, str] = attrs.field(repr=False)
+    raw: Mapping[str, str] = attrs.field(repr=False, hash=False)
 
 
 @attrs.frozen

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 from xml.etree import ElementTree
 
+from ..errors import ValidationError
 from ._errors import MalformedMessage
 from ._models import Event, QrScan
 
@@ -31,7 +33,8 @@ def _xml_fields(body: bytes) -> dict[str, str]:
         raise MalformedMessage("XML with a DOCTYPE, ENTITY or other declaration is refused")
     try:
         root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+    except (ElementTree.ParseError, LookupError, ValueError):
+        # ValueError / LookupError: an XML declaration naming a multi-byte or unknown encoding.
         raise MalformedMessage("the body is not well-formed XML") from None
     fields: dict[str, str] = {}
 
@@ -72,8 +75,14 @@ def parse_fields(body: bytes | str) -> tuple[dict[str, str], str]:
 
     Raises:
         MalformedMessage: neither well-formed XML nor a JSON object, or a DOCTYPE/ENTITY.
+        ValidationError: ``body`` is neither bytes nor str.
     """
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+    elif isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body)
+    else:  # bytes(5) would be five zero bytes: refuse what is not a body
+        raise ValidationError("body", f"must be bytes or str, got {type(body).__name__}")
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         return _json_fields(stripped), "json"
@@ -91,7 +100,7 @@ def _required(fields: Mapping[str, str], name: str) -> str:
 
 def to_event(fields: Mapping[str, str]) -> QrScan | Event:
     """Turn a push's fields into a :class:`QrScan` or an :class:`Event` (see :func:`parse`)."""
-    raw = dict(fields)
+    raw: Mapping[str, str] = MappingProxyType(dict(fields))  # read-only, shared by handlers
     openid = _required(raw, "FromUserName")
     account = _required(raw, "ToUserName")
     msg_type = _required(raw, "MsgType")
@@ -129,6 +138,7 @@ def parse(body: bytes | str) -> QrScan | Event:
     Raises:
         MalformedMessage: malformed XML/JSON, a DOCTYPE/ENTITY declaration, or a missing
             ``ToUserName``/``FromUserName``/``CreateTime``/``MsgType``/``Event``.
+        ValidationError: ``body`` is neither bytes nor str.
 
     See https://developers.weixin.qq.com/doc/service/guide/product/message/Receiving_event_pushes.html
     """

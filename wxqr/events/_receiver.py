@@ -286,9 +286,28 @@ class Receiver:
             ``max_body``), 400 (malformed, DOCTYPE/ENTITY, bad padding, wrong appid); their
             body never says which check failed, ``Answer.error`` and the log do. A handler
             that raised gives 500 (so that WeChat's resend is processed).
+
+        Raises:
+            ValidationError: ``method``, ``query`` or ``body`` has the wrong type (a bug in
+                the caller, not in the request).
         """
+        if not isinstance(method, str):
+            raise ValidationError("method", "must be a str such as 'GET' or 'POST'")
+        if not isinstance(query, Mapping):
+            raise ValidationError("query", "must be a mapping of query parameter -> str")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif isinstance(body, bytearray | memoryview):
+            body = bytes(body)
+        elif not isinstance(body, bytes):
+            raise ValidationError("body", f"must be bytes, got {type(body).__name__}")
+        # A parameter that is not one str (a framework's list of repeats) counts as absent.
+        query = {str(k): v for k, v in query.items() if isinstance(v, str)}
+        # The deadline counts from the arrival, not from the handler's start: verification,
+        # decryption and the dedup claim (a Redis round trip) are part of WeChat's 5 s.
+        deadline = anyio.current_time() + self.reply_deadline
         try:
-            return await self._handle(method.upper(), query, body)
+            return await self._handle(method.upper(), query, body, deadline)
         except ReceiveError as exc:
             log.warning("push refused: %s: %s", type(exc).__name__, exc)
             return _refusal(exc.status, exc)
@@ -330,7 +349,9 @@ class Receiver:
         # A key that decrypted a well-formed frame naming another appid says more than padding.
         raise next((e for e in errors if isinstance(e, AppIdMismatch)), errors[0])
 
-    async def _handle(self, method: str, query: Mapping[str, str], body: bytes) -> Answer:
+    async def _handle(
+        self, method: str, query: Mapping[str, str], body: bytes, deadline: float
+    ) -> Answer:
         if method not in ("GET", "POST"):
             return _refusal(405)
         if len(body) > self.max_body:
@@ -351,7 +372,7 @@ class Receiver:
             plaintext, crypto = self._decrypt(encrypt, query, timestamp, nonce)
             fields, _ = parse_fields(plaintext)
         event = to_event(fields)
-        return await self._dispatch(event, fmt, crypto, nonce)
+        return await self._dispatch(event, fmt, crypto, nonce, deadline)
 
     def _handler_for(
         self, event: QrScan | Event
@@ -365,7 +386,12 @@ class Receiver:
         return self._handlers.get(event.name.lower()), event
 
     async def _dispatch(
-        self, event: QrScan | Event, fmt: str, crypto: MessageCrypto | None, nonce: str
+        self,
+        event: QrScan | Event,
+        fmt: str,
+        crypto: MessageCrypto | None,
+        nonce: str,
+        deadline: float,
     ) -> Answer:
         handler, argument = self._handler_for(event)
         if handler is None:
@@ -381,7 +407,7 @@ class Receiver:
                 "duplicate delivery of a %s push answered without its handler", event_name(event)
             )
             return _SUCCESS
-        run = await self._run(handler, argument, key)
+        run = await self._run(handler, argument, key, deadline)
         if run.error is not None:
             log.error(
                 "the %s handler raised; answered 500 so that WeChat resends",
@@ -400,7 +426,9 @@ class Receiver:
         except DedupError as exc:
             log.warning("dedup store failed to release a key (%s)", exc)
 
-    async def _run(self, handler: Callable[[Any], Awaitable[Any]], argument: Any, key: str) -> _Run:
+    async def _run(
+        self, handler: Callable[[Any], Awaitable[Any]], argument: Any, key: str, deadline: float
+    ) -> _Run:
         run = _Run()
 
         async def invoke() -> None:
@@ -427,10 +455,12 @@ class Receiver:
             await invoke()
             return run
         self._group.start_soon(invoke)
-        with anyio.move_on_after(self.reply_deadline):
-            await run.done.wait()
-        if not run.done.is_set():
-            run.abandoned = True
+        try:
+            with anyio.CancelScope(deadline=deadline):
+                await run.done.wait()
+        finally:  # the deadline passed, or the request itself was cancelled (client gone)
+            run.abandoned = not run.done.is_set()
+        if run.abandoned:
             log.warning(
                 "a handler is still running after reply_deadline (%.1f s): answered success, "
                 "it continues in the background",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from ..errors import ValidationError
+
 __all__ = ["check_signature", "sign"]
 
 
@@ -28,9 +30,16 @@ def check_signature(token: str, *, timestamp: str, nonce: str, signature: str) -
         signature: the ``signature`` query parameter.
 
     Returns:
-        ``True`` when the signature matches.
+        ``True`` when the signature matches (``False`` for a non-``str`` part).
+
+    Raises:
+        ValidationError: ``token`` is not a non-empty string.
 
     See https://developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.html
     """
+    if not isinstance(token, str) or not token:
+        raise ValidationError("token", "must be a non-empty string (the push Token)")
+    if not all(isinstance(part, str) for part in (timestamp, nonce, signature)):
+        return False  # e.g. a framework's list of repeated query values: never a match
     expected = sign(token, timestamp, nonce)
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))

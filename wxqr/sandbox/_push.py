@@ -240,11 +240,18 @@ async def scan(
 
     Raises:
         RuntimeError: no push is configured (``state.configure_push(...)``).
+        ValidationError: ``ticket``, ``openid`` or ``following`` has the wrong type.
     """
     config = state.push
     if config is None:
         raise RuntimeError("no push configured: call state.configure_push(url, token=...) first")
-    value = str(getattr(ticket, "ticket", ticket))
+    value = getattr(ticket, "ticket", ticket)
+    if not isinstance(value, str) or not value:
+        raise ValidationError("ticket", "must be a ticket string or a wxqr.QrTicket")
+    if openid is not None and (not isinstance(openid, str) or not openid):
+        raise ValidationError("openid", "must be a non-empty string")
+    if following is not None and not isinstance(following, bool):
+        raise ValidationError("following", "must be True, False or None")
     with state.lock:
         issued = state.tickets.get(value)
         now = state.clock.now()
@@ -289,6 +296,9 @@ async def handle_scan_control(state: SandboxState, request: Request) -> Response
         return json_response({"error": '"following" must be true, false or null'}, status=400)
     if openid is not None and (not isinstance(openid, str) or not openid):
         return json_response({"error": '"openid" must be a non-empty string'}, status=400)
+    follow = body.get("follow", True)
+    if not isinstance(follow, bool):
+        return json_response({"error": '"follow" must be true or false'}, status=400)
     if state.push is None:
         return json_response({"error": "no push configured (--push-url/--push-token)"}, status=409)
     push = await scan(
@@ -296,7 +306,7 @@ async def handle_scan_control(state: SandboxState, request: Request) -> Response
         body["ticket"],
         openid=openid,
         following=following,
-        follow=bool(body.get("follow", True)),
+        follow=follow,
     )
     if push is None:
         return json_response({"pushed": False})

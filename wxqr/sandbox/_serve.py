@@ -197,6 +197,10 @@ def build_parser(prog: str = "wxqr sandbox") -> argparse.ArgumentParser:
         "--push-mode", choices=("plain", "compatible", "safe"), default=None,
         help="encryption mode (default: safe with --push-aes-key, else plain)",
     )  # fmt: skip
+    push.add_argument(
+        "--push-duplicate", type=int, default=0, metavar="N",
+        help="fault: deliver every successful push N more times (test your de-duplication)",
+    )  # fmt: skip
     return parser
 
 
@@ -219,7 +223,7 @@ def state_from_args(args: argparse.Namespace) -> SandboxState:
         mode = args.push_mode or ("safe" if args.push_aes_key else "plain")
         state.configure_push(
             args.push_url, token=args.push_token, encoding_aes_key=args.push_aes_key,
-            mode=mode, appid=args.appid,
+            mode=mode, appid=args.appid, duplicate=args.push_duplicate,
         )  # fmt: skip
     return state
 
