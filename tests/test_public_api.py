@@ -82,7 +82,12 @@ def test_every_public_name_is_importable(name):
 
 
 @pytest.mark.parametrize(
-    "module", [pytest.param("wxqr.errors", id="errors"), pytest.param("wxqr.caches", id="caches")]
+    "module",
+    [
+        pytest.param("wxqr.errors", id="errors"),
+        pytest.param("wxqr.caches", id="caches"),
+        pytest.param("wxqr.events", id="events"),
+    ],
 )
 def test_public_submodules_export_what_they_list(module):
     mod = importlib.import_module(module)

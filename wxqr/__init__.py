@@ -1,6 +1,7 @@
 """wxqr: an asyncio-native SDK for the WeChat QR-code APIs.
 
-Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors`` and
+Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``,
+``wxqr.events`` — receiving scan pushes —, ``wxqr.login`` — scan to log in — and
 ``wxqr.sandbox``); modules with a leading underscore are private.
 """
 

@@ -15,8 +15,11 @@ or on a real socket (integration tests, benchmarks, manual poking)::
     with served(state) as base_url: ...          # uvicorn in a background thread
     $ wxqr sandbox --port 8900 --fault wxa/getwxacode:errcode:-1@2
 
-and in your own tests through the pytest plugin's ``wechat_sandbox`` fixture. Installing the
-``sandbox`` extra (``segno``, ``uvicorn``) is needed to draw images and to serve on a socket.
+and in your own tests through the pytest plugin's ``wechat_sandbox`` fixture. It also pushes
+scans to your server URL as WeChat does (``state.configure_push(url, token=...)``, then
+``await state.scan(ticket, openid=..., following=...)``; served: ``POST /sandbox/scan``).
+Installing the ``sandbox`` extra (``segno``, ``uvicorn``) is needed to draw images and to serve
+on a socket.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ._clients import SANDBOX_BASE_URL, sandbox_client, sandbox_http_client
 from ._clock import VirtualClock
 from ._faults import Fault, FaultKind, FaultPlan, parse_fault_spec
 from ._images import qr_png
+from ._push import Delivery, Push, PushConfig
 from ._serve import build_parser, serve, serve_main, served
 from ._state import (
     DEFAULT_APPID,
@@ -51,11 +55,14 @@ __all__ = [
     "ROUTES",
     "SANDBOX_BASE_URL",
     "Account",
+    "Delivery",
     "Fault",
     "FaultKind",
     "FaultPlan",
     "IssuedToken",
     "JumpRule",
+    "Push",
+    "PushConfig",
     "RecordedRequest",
     "Route",
     "SandboxState",

@@ -26,7 +26,7 @@ import anyio
 import attrs
 import httpx
 
-from . import _openapi, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
+from . import _openapi, _push, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
 from ._faults import REPLACING_KINDS, Fault, FaultKind
 from ._http import (
     ASGIApp,
@@ -252,6 +252,9 @@ def create_app(state: SandboxState) -> ASGIApp:
             body=body,
             client=_client_ip(scope),
         )
+        if request.path == _push.CONTROL_PATH:  # the test's "a user scans" button, not WeChat's API
+            await _send(send, await _push.handle_scan_control(state, request))
+            return
         endpoint = request.path.strip("/")
         with state.lock:
             record = RecordedRequest(
