@@ -169,7 +169,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "survivors":
         for module in args:
-            print("\n".join(survivors(module)))
+            for name in survivors(module):
+                print(name)
         return 0
     if command == "report":
         return report(args or list(modules()))
