@@ -328,3 +328,53 @@ async def test_a_token_error_from_an_endpoint_without_token_is_not_a_token_refre
     assert info.value.endpoint == "cgi-bin/showqrcode"
     assert fake.token_requests == []
     assert len(fake.requests) == 1
+
+
+def test_every_logger_that_may_print_a_url_gets_the_filter():
+    install_log_redaction()
+    for name in (
+        "httpx",
+        "httpcore",
+        "httpcore.connection",
+        "httpcore.http11",
+        "httpcore.http2",
+        "httpcore.proxy",
+        "aiohttp.client",
+        "aiohttp.internal",
+        "wxqr",
+        "wxqr.tokens",
+        "wxqr.caches.redis",
+    ):
+        assert [f.name for f in logging.getLogger(name).filters].count("wxqr.redact") == 1, name
+
+
+async def test_base_urls_with_a_trailing_slash_and_a_path():
+    seen = []
+
+    def handler(request):
+        seen.append(str(request.url.copy_with(query=None)))
+        if request.url.path.endswith("stable_token"):
+            return httpx.Response(200, json={"access_token": "T-0123456789abc", "expires_in": 7200})
+        if "showqrcode" in request.url.path:
+            return httpx.Response(200, content=PNG, headers={"content-type": "image/jpg"})
+        return httpx.Response(
+            200, json={"long_data": "x", "create_time": 1, "expire_seconds": 2, "errcode": 0}
+        )
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        wxqr.Client(
+            APPID,
+            SECRET,
+            http_client=http,
+            api_base_url="https://gateway.example/WX/",
+            mp_base_url="https://mp.example/X/",
+        ) as wx,
+    ):
+        await wx.shorten.fetch(KEY)
+        await wx.qrcode.show("gQH47joAAAAA")
+    assert seen == [
+        "https://gateway.example/WX/cgi-bin/stable_token",
+        "https://gateway.example/WX/cgi-bin/shorten/fetch",
+        "https://mp.example/X/cgi-bin/showqrcode",
+    ]
