@@ -68,7 +68,9 @@ def test_a_truncated_jpeg_with_ffd9_before_its_end_is_refused(body):
     ],
 )
 def test_a_complete_jpeg_is_accepted_with_or_without_padding(body):
-    assert image(body, "image/jpg") == body
+    result = image(body, "image/jpg")
+    assert result == body
+    assert result.kind == "jpeg"
     assert wxqr.image_kind(body) == "jpeg"
 
 
