@@ -243,3 +243,18 @@ def test_short_key_must_be_base62():
     with pytest.raises(wxqr.ValidationError) as info:
         check.short_key("abc-def")
     assert str(info.value) == "short_key: must be base62 (0-9 a-z A-Z)"
+
+
+def test_a_character_limit_counts_characters_not_bytes():
+    assert check.scene_str("长" * 64) == "长" * 64  # 64 characters, 192 UTF-8 bytes
+
+
+def test_the_scene_choice_and_debug_url_messages():
+    with pytest.raises(wxqr.ValidationError) as info:
+        check.exactly_one_scene(None, None)
+    assert str(info.value) == (
+        "scene_id/scene_str: pass exactly one of scene_id (int) or scene_str (str)"
+    )
+    with pytest.raises(wxqr.ValidationError) as info:
+        check.debug_urls("https://a.example/")
+    assert str(info.value) == "debug_url: must be a list of URLs"
