@@ -7,7 +7,7 @@ Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import image_kind
+from ._decoder import ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -29,7 +29,7 @@ from .errors import (
     ValidationError,
     WxqrError,
 )
-from .models import QrJumpFile, QrJumpRule, QrJumpRules, QrTicket, ShortenData
+from .models import EnvVersion, QrJumpFile, QrJumpRule, QrJumpRules, QrTicket, ShortenData
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,9 @@ __all__ = [
     "CachedToken",
     "Client",
     "CredentialError",
+    "EnvVersion",
     "HTTPStatusError",
+    "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",

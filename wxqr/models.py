@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
-__all__ = ["QrJumpFile", "QrJumpRule", "QrJumpRules", "QrTicket", "ShortenData"]
+__all__ = ["EnvVersion", "QrJumpFile", "QrJumpRule", "QrJumpRules", "QrTicket", "ShortenData"]
+
+#: The Mini Program version a wxacode opens: ``"release"``, ``"trial"`` or ``"develop"``.
+EnvVersion = Literal["release", "trial", "develop"]
 
 
 @attrs.frozen
