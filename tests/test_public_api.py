@@ -157,3 +157,13 @@ def test_help_of_client_lists_every_resource_group():
     for name in resources:
         summary = getattr(wxqr.Client, name).__doc__.strip().splitlines()[0]
         assert f"{name}: {summary}" in listed, name
+
+
+def test_image_kind_and_env_version_are_literal_types():
+    import typing
+
+    assert typing.get_args(wxqr.ImageKind) == ("png", "jpeg", "gif")
+    assert typing.get_args(wxqr.EnvVersion) == ("release", "trial", "develop")
+    assert typing.get_type_hints(wxqr.image_kind)["return"] == wxqr.ImageKind | None
+    for method in (WxaCode.get, WxaCode.get_unlimited):
+        assert typing.get_type_hints(method)["env_version"] == wxqr.EnvVersion
