@@ -19,7 +19,7 @@ import pytest
 
 from wxqr._batch import file_stem
 
-SMALL, BIG = 2_000, 20_000
+SMALL, BIG = 1_000, 12_000
 
 MEASURE = textwrap.dedent(
     """
