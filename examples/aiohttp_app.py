@@ -13,6 +13,8 @@ The same API as ``fastapi_app.py``: ``GET /qrcode/{scene}`` answers the image,
 ``POST /qrcodes`` creates up to 100 tickets with a bounded ``asyncio.gather``,
 ``GET /showqrcode?ticket=`` answers a ticket's image, and a middleware maps wxqr's exceptions
 to HTTP answers (:func:`error_answer`); a malformed request is a 422 with the same JSON shape.
+With ``WXQR_PUSH_TOKEN`` set, ``/wechat`` receives WeChat's scan pushes
+(:func:`mount_scan_receiver`) and ``GET /scans`` lists who scanned which scene.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 import wxqr
+from wxqr import events
 from wxqr.sandbox import SANDBOX_BASE_URL
 
 DEFAULT_EXPIRE = 604_800  # 7 days
@@ -179,9 +182,60 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> w
     return app
 
 
+# -- receiving scans (wxqr.events) -------------------------------------------------------------
+# WeChat pushes every scan of your codes to the account's server URL; route a receiver there
+# (server URL https://<your host>/wechat, Token WXQR_PUSH_TOKEN, EncodingAESKey WXQR_PUSH_AES_KEY).
+SCANS = web.AppKey("scans", list)
+
+
+def receiver_from_env() -> events.Receiver | None:
+    """The push receiver configured by ``WXQR_PUSH_TOKEN`` (+ ``WXQR_PUSH_AES_KEY``), if any."""
+    token = os.environ.get("WXQR_PUSH_TOKEN")
+    if not token:
+        return None
+    key = os.environ.get("WXQR_PUSH_AES_KEY") or None
+    return events.Receiver(token, encoding_aes_key=key, appid=os.environ.get("WXQR_APPID"))
+
+
+def mount_scan_receiver(app: web.Application, receiver: events.Receiver) -> web.Application:
+    """Receive pushes at ``/wechat``: every scan is printed and listed by ``GET /scans``."""
+    scans: list[events.QrScan] = []
+    app[SCANS] = scans
+
+    @receiver.on_scan
+    async def scanned(scan: events.QrScan) -> str | None:
+        how = "followed by scanning" if scan.new_follower else "scanned (a follower)"
+        print(f"{scan.openid} {how} scene {scan.scene!r}", flush=True)
+        scans.append(scan)
+        return None  # or a str: a passive text reply to the scanner
+
+    async def list_scans(request: web.Request) -> web.Response:
+        rows = [
+            {"openid": s.openid, "scene": s.scene, "new_follower": s.new_follower} for s in scans
+        ]
+        return web.json_response(rows)
+
+    async def open_receiver(app: web.Application) -> AsyncIterator[None]:
+        async with receiver:  # slow handlers finish in the receiver's task group
+            yield
+
+    app.cleanup_ctx.append(open_receiver)
+    app.router.add_route("*", "/wechat", receiver.aiohttp_handler)
+    app.router.add_get("/scans", list_scans)
+    return app
+
+
+def app_from_env() -> web.Application:
+    """The app, with the scan receiver mounted when ``WXQR_PUSH_TOKEN`` is set."""
+    app = create_app()
+    if (receiver := receiver_from_env()) is not None:
+        mount_scan_receiver(app, receiver)
+    return app
+
+
 def init_func(argv: list[str] | None = None) -> web.Application:
     """For ``python -m aiohttp.web [-H HOST] [-P PORT] examples.aiohttp_app:init_func``."""
-    return create_app()
+    return app_from_env()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     args = parser.parse_args(argv)
-    web.run_app(create_app(), host=args.host, port=args.port)
+    web.run_app(app_from_env(), host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """wxqr: an asyncio-native SDK for the WeChat QR-code APIs.
 
-Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors`` and
+Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``,
+``wxqr.events`` — receiving scan pushes —, ``wxqr.login`` — scan to log in — and
 ``wxqr.sandbox``); modules with a leading underscore are private.
 """
 
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import ImageKind, image_kind
+from ._decoder import Image, ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -29,7 +30,20 @@ from .errors import (
     ValidationError,
     WxqrError,
 )
-from .models import EnvVersion, QrJumpFile, QrJumpRule, QrJumpRules, QrTicket, ShortenData
+from .models import (
+    ApiQuota,
+    CallbackCheck,
+    CallbackDns,
+    CallbackPing,
+    EnvVersion,
+    QrJumpFile,
+    QrJumpRule,
+    QrJumpRules,
+    QrTicket,
+    RateWindow,
+    RidInfo,
+    ShortenData,
+)
 
 __version__ = "0.1.0"
 
@@ -38,11 +52,16 @@ __all__ = [
     "APIError",
     "AccessTokenError",
     "AdminConfirmationError",
+    "ApiQuota",
     "CachedToken",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
     "Client",
     "CredentialError",
     "EnvVersion",
     "HTTPStatusError",
+    "Image",
     "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
@@ -56,7 +75,9 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "RateWindow",
     "ResponseDecodeError",
+    "RidInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",
