@@ -74,7 +74,7 @@ def python_blocks() -> list[tuple[int, str]]:
         if line.strip() == "```python":
             start = number
         elif line.strip() == "```" and start is not None:
-            blocks.append((start, "\n".join(lines[start : number - 1])))
+            blocks.append((start, textwrap.dedent("\n".join(lines[start : number - 1]))))
             start = None
     return blocks
 
@@ -83,25 +83,61 @@ def python_blocks() -> list[tuple[int, str]]:
 PRELUDE = """\
 from typing import Any
 import wxqr
+from wxqr.login import ScanLogin
+from wxqr.sandbox import SandboxState, sandbox_client
 appid: str = "wx"
 secret: str = "s"
 APPID: str = "wx"
 SECRET: str = "s"
+TOKEN: str = "t"
+PUSH_TOKEN: str = "t"
+AES_KEY: str = "k"
+wx: wxqr.Client
+state: SandboxState
+redis: Any
+app: Any
+aio_app: Any
+lifespan: Any
+receiver: Any
+store: Any
+my_asgi_app: Any
 """
 
 
+def bound_names(code: str) -> set[str]:
+    """The names a block defines itself (assignments, defs, imports, ``as`` targets)."""
+    tree = compile(code, "<readme>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
 def as_module(code: str) -> str:
-    """A fragment as a module mypy can check: top-level ``await`` goes inside a coroutine."""
+    """A fragment as a module mypy can check: top-level ``await`` goes inside a coroutine.
+
+    The placeholders of :data:`PRELUDE` are declared only for names the block does not define.
+    """
+    bound = bound_names(code)
+    prelude = "\n".join(
+        line
+        for line in PRELUDE.splitlines()
+        if not (":" in line and line.split(":", 1)[0] in bound)
+    )
     try:
         compile(code, "<readme>", "exec")
         top_level_await = False
     except SyntaxError:  # "await" / "async with" outside a function
-        compile(code, "<readme>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         top_level_await = True
     if not top_level_await:
-        return PRELUDE + code + "\n"
+        return prelude + "\n" + code + "\n"
     body = textwrap.indent(code, "    ")
-    return PRELUDE + f"async def _example(wx: wxqr.Client) -> None:\n{body}\n"
+    return prelude + "\nasync def _example() -> None:\n" + body + "\n"
 
 
 @pytest.mark.slow
