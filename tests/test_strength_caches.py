@@ -71,17 +71,41 @@ async def test_claim_holds_for_exactly_ttl_seconds():
 
 async def test_the_lock_is_per_key_and_exclusive():
     cache = wxqr.MemoryTokenCache()
-    order = []
+    held, release = anyio.Event(), anyio.Event()
+    done = []
 
-    async def hold(name, key, delay):
+    async def holder():
+        async with cache.lock(KEY, timeout=5.0):
+            held.set()
+            await release.wait()
+        done.append("a")
+
+    async def other(name, key):
         async with cache.lock(key, timeout=5.0):
-            order.append(f"{name}+")
-            await anyio.sleep(delay)
-            order.append(f"{name}-")
+            done.append(name)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(hold, "a", KEY, 0.05)
-        await anyio.sleep(0.01)
-        tg.start_soon(hold, "b", KEY, 0)  # waits for a
-        tg.start_soon(hold, "c", "wx-other:stable", 0)  # another key: does not wait
-    assert order.index("c-") < order.index("a-") < order.index("b+")
+        tg.start_soon(holder)
+        await held.wait()
+        tg.start_soon(other, "b", KEY)  # same key: waits for the holder
+        with anyio.fail_after(5):
+            await other("c", "wx-other:stable")  # another key: not held up
+        await anyio.sleep(0.05)
+        assert done == ["c"]
+        release.set()
+    assert done == ["c", "a", "b"]
+
+
+async def test_a_counter_lives_exactly_ttl_seconds_from_its_first_increment():
+    now = [500.0]
+    cache = wxqr.MemoryTokenCache(clock=lambda: now[0])
+    assert await cache.incr("forced", 10.0) == 1
+    now[0] = 509.9
+    assert await cache.incr("forced", 10.0) == 2  # the window is not extended by increments
+    now[0] = 510.0  # ttl after the first increment: a new window
+    assert await cache.incr("forced", 10.0) == 1
+    assert await cache.incr("forced", 10.0, amount=0) == 1  # reading does not count
+    now[0] = 519.9
+    assert await cache.incr("forced", 10.0, amount=0) == 1
+    now[0] = 520.0
+    assert await cache.incr("forced", 10.0, amount=0) == 0

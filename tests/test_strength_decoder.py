@@ -383,3 +383,16 @@ def test_json_without_an_error_on_an_image_endpoint_names_the_endpoint(body, mes
         image(body)
     assert str(info.value) == f"wxa/getwxacode: {message}"
     assert info.value.endpoint == "wxa/getwxacode"
+
+
+@pytest.mark.parametrize(
+    ("value", "num_used"),
+    [
+        pytest.param("999999999999", 999_999_999_999, id="12-digits"),
+        pytest.param("1000000000000", None, id="13-digits-refused"),
+        pytest.param(" 42 ", 42, id="padded"),
+    ],
+)
+def test_num_used_is_read_up_to_12_digits(value, num_used):
+    headers = httpx.Headers({"content-type": "image/png", "num-used": value})
+    assert decode(200, headers, PNG, expect="image", endpoint="wxa/getwxacode").num_used == num_used
