@@ -29,7 +29,18 @@ from .errors import (
     ValidationError,
     WxqrError,
 )
-from .models import QrJumpFile, QrJumpRule, QrJumpRules, QrTicket, ShortenData
+from .models import (
+    CloudBase,
+    QrJumpFile,
+    QrJumpRule,
+    QrJumpRules,
+    QrTicket,
+    Scheme,
+    SchemeInfo,
+    ShortenData,
+    UrlLink,
+    UrlLinkInfo,
+)
 
 __version__ = "0.1.0"
 
@@ -40,6 +51,7 @@ __all__ = [
     "AdminConfirmationError",
     "CachedToken",
     "Client",
+    "CloudBase",
     "CredentialError",
     "HTTPStatusError",
     "InvalidRequestError",
@@ -55,6 +67,8 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "ResponseDecodeError",
+    "Scheme",
+    "SchemeInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",
@@ -62,6 +76,8 @@ __all__ = [
     "TokenCacheError",
     "TokenProvider",
     "TransportError",
+    "UrlLink",
+    "UrlLinkInfo",
     "ValidationError",
     "WxqrError",
     "__version__",

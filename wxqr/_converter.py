@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import cattrs
 
 from .errors import ResponseDecodeError
+from .models import CloudBase
 
 T = TypeVar("T")
 
@@ -33,6 +34,19 @@ def _make_converter() -> cattrs.Converter:
         return str(value)
 
     converter.register_structure_hook(str, _str)
+
+    # query_urllink's documented example spells cloud_base.domain "doamin" (links.md §6,
+    # unconfirmed whether the live API does): read either spelling.
+    cloud_base = converter.gen_structure_attrs_fromdict(CloudBase)
+
+    def _cloud_base(value: Any, cls: type) -> CloudBase:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        if "domain" not in value and "doamin" in value:
+            value = {**value, "domain": value["doamin"]}
+        return cloud_base(value, cls)
+
+    converter.register_structure_hook(CloudBase, _cloud_base)
     return converter
 
 
