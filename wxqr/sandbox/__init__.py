@@ -1,9 +1,10 @@
 """``wxqr.sandbox``: a faithful WeChat emulator that ships with the SDK.
 
 It answers every endpoint wxqr uses — both token kinds, ``qrcode/create`` + ``showqrcode``,
-``shorten``, the ``qrcodejump`` family, the three wxacode calls and the quota/rid APIs — from
-the facts in the reference, over an explicit :class:`SandboxState`: accounts, a virtual clock,
-quotas, recorded requests and injected faults. Use it in-process (fast tests)::
+``shorten``, the ``qrcodejump`` family, the three wxacode calls, the Mini Program links and the
+quota/rid APIs — from the facts in the reference, over an explicit :class:`SandboxState`:
+accounts, a virtual clock, quotas, recorded requests and injected faults. Use it in-process
+(fast tests)::
 
     state = SandboxState(seed=1)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(state)),
@@ -33,6 +34,7 @@ from ._state import (
     Account,
     IssuedToken,
     JumpRule,
+    MiniLink,
     RecordedRequest,
     SandboxState,
     ShortKey,
@@ -55,6 +57,7 @@ __all__ = [
     "FaultPlan",
     "IssuedToken",
     "JumpRule",
+    "MiniLink",
     "RecordedRequest",
     "Route",
     "SandboxState",
