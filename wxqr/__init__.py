@@ -7,7 +7,7 @@ Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import image_kind
+from ._decoder import ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -31,6 +31,7 @@ from .errors import (
 )
 from .models import (
     CloudBase,
+    EnvVersion,
     QrJumpFile,
     QrJumpRule,
     QrJumpRules,
@@ -53,7 +54,9 @@ __all__ = [
     "Client",
     "CloudBase",
     "CredentialError",
+    "EnvVersion",
     "HTTPStatusError",
+    "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",

@@ -26,9 +26,11 @@ from .errors import (
     error_for,
 )
 
-__all__ = ["decode", "image_kind"]
+__all__ = ["ImageKind", "decode", "image_kind"]
 
 Expect = Literal["json", "image"]
+#: What :func:`image_kind` recognises.
+ImageKind = Literal["png", "jpeg", "gif"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_TRAILER = b"IEND\xaeB`\x82"
@@ -38,7 +40,7 @@ _GIF_MAGICS = (b"GIF87a", b"GIF89a")
 _WHITESPACE = b" \t\r\n\xef\xbb\xbf"  # a UTF-8 BOM counts as leading space
 
 
-def image_kind(body: bytes) -> str | None:
+def image_kind(body: bytes) -> ImageKind | None:
     """Return ``"png"``, ``"jpeg"`` or ``"gif"`` for a *complete* image, else ``None``.
 
     A truncated image (right magic bytes, missing trailer) is not an image.

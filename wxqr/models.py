@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 __all__ = [
     "CloudBase",
+    "EnvVersion",
     "QrJumpFile",
     "QrJumpRule",
     "QrJumpRules",
@@ -16,6 +19,9 @@ __all__ = [
     "UrlLink",
     "UrlLinkInfo",
 ]
+
+#: The Mini Program version a code or link opens: ``"release"``, ``"trial"`` or ``"develop"``.
+EnvVersion = Literal["release", "trial", "develop"]
 
 
 @attrs.frozen

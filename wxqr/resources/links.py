@@ -23,19 +23,16 @@ import time
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 from .. import _validate as v
 from .._converter import structure
 from .._transport import Endpoint
 from ..errors import ResponseDecodeError, ValidationError
-from ..models import CloudBase, Scheme, SchemeInfo, UrlLink, UrlLinkInfo
+from ..models import CloudBase, EnvVersion, Scheme, SchemeInfo, UrlLink, UrlLinkInfo
 from ._base import Resource
 
-__all__ = ["EnvVersion", "Links"]
-
-#: The version a link opens outside WeChat (inside WeChat it is always the released one).
-EnvVersion = Literal["release", "trial", "develop"]
+__all__ = ["Links"]
 
 GENERATE_SCHEME: Final = Endpoint("wxa/generatescheme", rate_bucket="wxalink")
 QUERY_SCHEME: Final = Endpoint("wxa/queryscheme")
