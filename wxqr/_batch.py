@@ -153,11 +153,11 @@ def _lines(fh: IO[str], source: str) -> Iterator[str]:
     """
     number = 0
     while True:
-        line = fh.readline(MAX_FIELD + 2)
+        line = fh.readline(MAX_FIELD + 3)
         if not line:
             return
         number += 1
-        if len(line) > MAX_FIELD and not line.endswith(("\n", "\r")):
+        if len(line.rstrip("\r\n")) > MAX_FIELD:
             raise UsageError(f"{source}: line {number} is longer than {MAX_FIELD} characters")
         yield line
 
@@ -741,10 +741,14 @@ def build_rows(items: Iterable[str]) -> tuple[list[Row], dict[str, Row]]:
     return rows, by_item
 
 
+def _shown(item: str) -> str:
+    return repr(item) if len(item) <= 80 else f"{item[:60]!r}...({len(item)} characters)"
+
+
 def _report(run: BatchRun, kept: int, elapsed: float) -> int:
     failed = [row for row in run.distinct() if row.status == FAILED]
     for row in failed[:SHOWN_FAILURES]:
-        print(f"failed {row.item!r}: {row.error}", file=sys.stderr)
+        print(f"failed {_shown(row.item)}: {row.error}", file=sys.stderr)
     if len(failed) > SHOWN_FAILURES:
         more = len(failed) - SHOWN_FAILURES
         print(f"... and {more} more (see {run.out_dir / MANIFEST})", file=sys.stderr)
