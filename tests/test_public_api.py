@@ -11,19 +11,24 @@ import pytest
 import wxqr
 import wxqr.caches
 import wxqr.errors
-from wxqr.resources import QrCode, QrCodeJump, Shorten, WxaCode
+from wxqr.resources import OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
 
 PUBLIC = [
     "DEFAULT_RATE_LIMITS",
     "APIError",
     "AccessTokenError",
     "AdminConfirmationError",
+    "ApiQuota",
     "CachedToken",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
     "Client",
     "CloudBase",
     "CredentialError",
     "EnvVersion",
     "HTTPStatusError",
+    "Image",
     "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
@@ -37,7 +42,9 @@ PUBLIC = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "RateWindow",
     "ResponseDecodeError",
+    "RidInfo",
     "Scheme",
     "SchemeInfo",
     "ShortenData",
@@ -82,7 +89,12 @@ def test_every_public_name_is_importable(name):
 
 
 @pytest.mark.parametrize(
-    "module", [pytest.param("wxqr.errors", id="errors"), pytest.param("wxqr.caches", id="caches")]
+    "module",
+    [
+        pytest.param("wxqr.errors", id="errors"),
+        pytest.param("wxqr.caches", id="caches"),
+        pytest.param("wxqr.events", id="events"),
+    ],
 )
 def test_public_submodules_export_what_they_list(module):
     mod = importlib.import_module(module)
@@ -116,7 +128,7 @@ def test_version_is_a_string():
 
 RESOURCE_METHODS = [
     pytest.param(cls, name, id=f"{cls.__name__}.{name}")
-    for cls in (QrCode, Shorten, QrCodeJump, WxaCode)
+    for cls in (QrCode, Shorten, QrCodeJump, WxaCode, OpenApi)
     for name, member in vars(cls).items()
     if not name.startswith("_") and inspect.iscoroutinefunction(member)
 ]
@@ -137,6 +149,7 @@ def test_endpoint_methods_take_a_keyword_only_timeout(cls, name):
         pytest.param(QrCode, "show_url", id="QrCode.show_url"),
         pytest.param(wxqr.Client, "access_token", id="Client.access_token"),
         pytest.param(wxqr.Client, "aclose", id="Client.aclose"),
+        pytest.param(wxqr.Client, "forced_refreshes", id="Client.forced_refreshes"),
     ],
 )
 def test_public_methods_are_documented(cls, name):
@@ -149,3 +162,4 @@ def test_the_client_has_every_resource():
     assert isinstance(client.shorten, Shorten)
     assert isinstance(client.qrcode_jump, QrCodeJump)
     assert isinstance(client.wxacode, WxaCode)
+    assert isinstance(client.openapi, OpenApi)

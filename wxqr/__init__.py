@@ -1,13 +1,14 @@
 """wxqr: an asyncio-native SDK for the WeChat QR-code APIs.
 
-Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors`` and
+Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``,
+``wxqr.events`` — receiving scan pushes —, ``wxqr.login`` — scan to log in — and
 ``wxqr.sandbox``); modules with a leading underscore are private.
 """
 
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import ImageKind, image_kind
+from ._decoder import Image, ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -30,12 +31,18 @@ from .errors import (
     WxqrError,
 )
 from .models import (
+    ApiQuota,
+    CallbackCheck,
+    CallbackDns,
+    CallbackPing,
     CloudBase,
     EnvVersion,
     QrJumpFile,
     QrJumpRule,
     QrJumpRules,
     QrTicket,
+    RateWindow,
+    RidInfo,
     Scheme,
     SchemeInfo,
     ShortenData,
@@ -50,12 +57,17 @@ __all__ = [
     "APIError",
     "AccessTokenError",
     "AdminConfirmationError",
+    "ApiQuota",
     "CachedToken",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
     "Client",
     "CloudBase",
     "CredentialError",
     "EnvVersion",
     "HTTPStatusError",
+    "Image",
     "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
@@ -69,7 +81,9 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "RateWindow",
     "ResponseDecodeError",
+    "RidInfo",
     "Scheme",
     "SchemeInfo",
     "ShortenData",
