@@ -651,9 +651,12 @@ class BatchRun:
     async def _one(self, client: Client, row: Row) -> None:
         try:
             result = await self.job.run(client, row.item)
-            # Shielded: an interrupted run never leaves a file on disk that its manifest omits.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._save, row, result)
+            if result.data is None:
+                self._save(row, result)
+            else:
+                # Shielded: an interrupted run never leaves a file on disk its manifest omits.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._save, row, result)
         except Exception as exc:  # every failure becomes a manifest row; nothing is dropped
             if isinstance(exc, _WriteError):
                 exc = exc.cause
@@ -808,6 +811,7 @@ def run_job(
             rows, by_item = build_rows(items)
             kept_items = load_previous(out_dir, job, account, by_item) if resume else 0
             kept = sum(1 for row in rows if row.status == OK) if kept_items else 0
+            del by_item  # rows hold everything from here on
             run = BatchRun(job, rows, out_dir, concurrency)
             write_job(out_dir, job, account)
             run.checkpoint()
