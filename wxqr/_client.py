@@ -17,7 +17,7 @@ from ._tokens import TokenManager, TokenProvider
 from ._transport import Transport, install_log_redaction
 from .caches import MemoryTokenCache, TokenCache
 from .errors import ValidationError
-from .resources import OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
+from .resources import Links, OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
 
 __all__ = ["Client"]
 
@@ -96,8 +96,8 @@ class Client:
         max_retries: retries of transient failures per call (see the retry table in README).
         max_concurrency: requests in flight at once through this client.
         refresh_margin: seconds before expiry at which a token is refreshed.
-        rate_limits: client-side limits per bucket (``"getwxacodeunlimit"``, ``"qrcodejump"``);
-            ``{}`` switches them off.
+        rate_limits: client-side limits per bucket (``"getwxacodeunlimit"``, ``"qrcodejump"``,
+            ``"wxalink"``); ``{}`` switches them off.
         rate_limiter: where rate budgets are kept: in memory (default) or
             ``wxqr.caches.RedisRateLimiter`` to share them between processes.
         retry_backoff: first backoff delay in seconds (doubles per retry, capped at 8 s).
@@ -280,6 +280,11 @@ class Client:
     def wxacode(self) -> WxaCode:
         """Mini Program codes (``createwxaqrcode``, ``getwxacode``, ``getwxacodeunlimit``)."""
         return WxaCode(self._transport)
+
+    @cached_property
+    def links(self) -> Links:
+        """Mini Program links: URL Scheme, NFC scheme, URL Link, Short Link (``wxa/...``)."""
+        return Links(self._transport)
 
 
 def _document_resources(cls: type) -> None:
