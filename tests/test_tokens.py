@@ -78,9 +78,7 @@ async def test_the_token_is_cached_with_its_absolute_expiry():
         pytest.param(error(40125), wxqr.CredentialError, 1, id="40125-wrong-secret"),
         pytest.param(error(40164), wxqr.CredentialError, 1, id="40164-ip-whitelist"),
         pytest.param(error(40243), wxqr.CredentialError, 1, id="40243-secret-frozen"),
-        pytest.param(
-            error(89503), wxqr.AdminConfirmationError, 1, id="89503-admin-confirmation"
-        ),
+        pytest.param(error(89503), wxqr.AdminConfirmationError, 1, id="89503-admin-confirmation"),
         pytest.param(error(45009), wxqr.QuotaExceededError, 1, id="45009-token-quota"),
         # Transient: the token flight retries them (max_retries=2), then raises.
         pytest.param(error(-1), wxqr.SystemBusyError, 3, id="busy"),
@@ -150,6 +148,8 @@ async def test_a_token_issued_inside_the_refresh_margin_is_used_for_half_its_lif
         second = await wx.access_token()
     assert len(fake.token_requests) == 2
     assert (first, second) == tuple(fake.issued)
+
+
 async def test_a_token_just_outside_the_margin_is_reused():
     fake = FakeWeChat(expires_in=400)
     async with fake.client(refresh_margin=300.0) as wx:

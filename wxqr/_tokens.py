@@ -9,8 +9,9 @@ every attempt and calls :meth:`TokenManager.replacement` when WeChat rejects one
   the failure (each waiter raises its own copy of the error). Across processes the cache's own
   lock (Redis) plus a re-check after acquiring it makes N processes share one fetch.
 * The flight retries transient token-endpoint failures (busy, HTTP 5xx, connection errors,
-  undecodable answers) with jittered backoff, ``max_retries`` times, all within ``timeout``;
-  callers never retry a failed token fetch themselves.
+  undecodable answers) with jittered backoff, ``max_retries`` times, all within
+  ``fetch_bound`` = ``(max_retries + 1) * timeout`` + the backoff delays; callers never retry a
+  failed token fetch themselves.
 * Account-level refusals (wrong AppID/AppSecret, IP not whitelisted, frozen secret: the
   catalogue's ``account_level`` rows) are remembered for ``refusal_cooldown`` seconds: calls in
   that window raise a copy of the original error at once, without contacting WeChat.
@@ -31,7 +32,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import anyio
 import httpx
@@ -94,6 +95,17 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, TransportError | ResponseDecodeError)
 
 
+def _refused(error: Exception) -> TypeGuard[APIError]:
+    """Whether WeChat refused the account itself (every fetch would answer the same)."""
+    # AccessTokenError: wxqr's own "no different token could be obtained" (errcode 40001 on
+    # the token endpoint, which the catalogue would read as a wrong AppSecret).
+    return (
+        isinstance(error, APIError)
+        and error.account_level
+        and not isinstance(error, AccessTokenError)
+    )
+
+
 class TokenManager:
     """Owns the access token of one appid in one fetch mode.
 
@@ -107,9 +119,10 @@ class TokenManager:
         refresh_margin: seconds before expiry at which a token is refreshed (see the module
             docstring for tokens issued with less life than that).
         provider: an async callable returning a token managed elsewhere; replaces fetching.
-        timeout: bound of one whole token fetch, retries and backoff included; also the
-            bound of each token-cache operation.
-        max_retries: retries of a transient token-endpoint failure, within ``timeout``.
+        timeout: bound of one token request; also the bound of each token-cache operation.
+        max_retries: retries of a transient token-endpoint failure by the flight. A whole
+            fetch is bounded by :attr:`fetch_bound`: ``(max_retries + 1) * timeout`` plus the
+            backoff delays.
         retry_backoff: first backoff delay (doubles per retry, capped at 8 s, full jitter).
         refusal_cooldown: seconds during which an account-level refusal is answered from
             memory (``0`` asks WeChat every time).
@@ -153,6 +166,10 @@ class TokenManager:
         self._flight: _Flight | None = None
         # An account-level refusal and the time.monotonic() until which it is answered as is.
         self._refusal: tuple[APIError, float] | None = None
+        #: The longest one token fetch may take, its retries and backoff delays included.
+        self.fetch_bound = (max_retries + 1) * timeout + sum(
+            min(BACKOFF_CAP, retry_backoff * 2**n) for n in range(max_retries)
+        )
         #: Number of token requests sent to WeChat by this manager (for tests and benchmarks).
         self.fetches = 0
 
@@ -287,7 +304,7 @@ class TokenManager:
                 flight.token = await self._lead(rejected)
         except Exception as exc:
             flight.error = exc
-            if isinstance(exc, APIError) and exc.account_level and self._refusal_cooldown > 0:
+            if _refused(exc) and self._refusal_cooldown > 0:
                 self._refusal = (exc, time.monotonic() + self._refusal_cooldown)
                 logger.warning(
                     "appid %s: %s refused the account (errcode %s); failing fast for %g s",
@@ -307,7 +324,7 @@ class TokenManager:
         cached = await self._cache.get(self._key)
         if cached is not None and self._usable(cached, rejected):
             return self._adopt(cached)
-        async with self._cache.lock(self._key, timeout=self._timeout):
+        async with self._cache.lock(self._key, timeout=self.fetch_bound):
             # Re-check under the cross-process lock: another process may have fetched.
             cached = await self._cache.get(self._key)
             if cached is not None and self._usable(cached, rejected):
@@ -343,9 +360,9 @@ class TokenManager:
         return "cgi-bin/stable_token" if self._stable else "cgi-bin/token"
 
     async def _fetch_with_retries(self, *, force: bool) -> CachedToken:
-        """One fetch with the flight's retries, all within ``timeout``."""
+        """One fetch with the flight's retries, all within :attr:`fetch_bound`."""
         last: Exception | None = None
-        with anyio.move_on_after(self._timeout):
+        with anyio.move_on_after(self.fetch_bound):
             for attempt in range(self._max_retries + 1):
                 try:
                     return await self._fetch(force=force)
@@ -366,7 +383,7 @@ class TokenManager:
         if last is not None:
             raise _copy_error(last)
         raise TransportError(
-            f"token fetch got no answer within timeout={self._timeout:g} s",
+            f"token fetch got no answer within {self.fetch_bound:g} s",
             endpoint=self._endpoint,
         )
 
