@@ -17,6 +17,7 @@ import anyio
 import httpx
 import pytest
 from hostile_tokens_support import APPID, SECRET, StandIn, standin
+from mockwechat import FakeWeChat, error
 
 import wxqr
 from wxqr.sandbox import DEFAULT_APPID, DEFAULT_SECRET, SandboxState, VirtualClock, served
@@ -150,3 +151,37 @@ def test_a_refresh_margin_outside_the_token_life_is_refused(margin):
         wxqr.Client(APPID, SECRET, refresh_margin=margin)
     assert info.value.argument == "refresh_margin"
     assert "< 7200" in str(info.value)
+
+
+ACCOUNT_LEVEL = sorted(code for code, row in wxqr.errors.CATALOGUE.items() if row.account_level)
+
+
+def test_the_catalogue_marks_the_refusals_of_the_account():
+    assert {40013, 40125, 40164, 40243, 50002, 50004, 50007, 89503, 89506} <= set(ACCOUNT_LEVEL)
+    # Transient or per-call answers never make the client fail fast.
+    assert not {-1, 886001, 45009, 45011, 44990, 40001, 42001} & set(ACCOUNT_LEVEL)
+
+
+@pytest.mark.parametrize("errcode", [*ACCOUNT_LEVEL, 40001], ids=str)
+async def test_every_account_level_refusal_of_the_token_endpoint_fails_fast(errcode):
+
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", error(errcode))
+    async with fake.client() as wx:
+        for _ in range(50):
+            with pytest.raises(wxqr.APIError) as info:
+                await wx.shorten.fetch("iTqRJFSEqk9RvPk")
+            assert info.value.errcode == errcode
+            assert info.value.account_level
+    assert len(fake.requests) == 1  # one token request; the other 49 calls asked nobody
+
+
+async def test_a_transient_token_failure_is_not_remembered():
+
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", *[error(-1)] * 2)
+    async with fake.client(max_retries=1, retry_backoff=0) as wx:
+        with pytest.raises(wxqr.SystemBusyError):
+            await wx.access_token()
+        assert await wx.access_token() == fake.issued[0]  # asked again at once
+    assert len(fake.token_requests) == 3
