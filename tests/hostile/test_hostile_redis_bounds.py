@@ -234,3 +234,42 @@ async def gather_results(calls) -> list:
         for i, call in enumerate(calls):
             tg.start_soon(run, i, call)
     return results
+
+
+async def test_a_redis_failure_while_storing_the_token_shows_no_token(
+    redis_server, redis_pid, wechat
+):
+    import traceback
+
+    app, base_url = wechat
+    app.token_delay = 0.8  # Redis stalls while the token is being fetched: `set` times out
+    redis = wxqr_redis(redis_server)
+    cache = RedisTokenCache(redis, operation_timeout=0.5)
+    failure: list[BaseException] = []
+    async with client(base_url, token_cache=cache, timeout=3.0) as wx:
+
+        async def fetch() -> None:
+            try:
+                await wx.access_token()
+            except wxqr.TokenCacheError as exc:
+                failure.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            await anyio.sleep(0.4)
+            with stalled(redis_pid):
+                await anyio.sleep(1.2)
+    await redis.aclose()
+    [exc] = failure
+    assert "set" in str(exc)
+    assert exc.__cause__ is None
+    assert exc.__context__ is None
+    text = "".join(
+        traceback.TracebackException(
+            type(exc), exc, exc.__traceback__, capture_locals=True
+        ).format()
+    )
+    assert "entry = " in text  # the locals were rendered
+    assert app.issued
+    assert app.issued[0] not in text
+    assert SECRET not in text

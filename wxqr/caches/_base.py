@@ -79,8 +79,10 @@ class TokenCache(Protocol):
     def lock(self, key: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
         """A mutual-exclusion lock for refreshing ``key``.
 
-        ``timeout`` bounds how long the lock may be held (a crashed holder cannot wedge others)
-        and how long acquiring may wait.
+        ``timeout`` is how long the holder's refresh may take (wxqr passes its token fetch
+        bound). A shared lock must expire by itself so that a crashed holder cannot wedge the
+        others, and a waiter should give up (``TokenCacheError``) after that expiry plus
+        ``timeout``: by then a live holder would have finished.
         """
         ...
 

@@ -248,12 +248,17 @@ class RedisTokenCache:
         if self._down.active():
             self._unavailable(op, name, None)
             return _FAILED
+        failure: BaseException | None = None
         try:
             with anyio.fail_after(operation_bound(self._op_timeout)):
                 result = await command()
         except _REDIS_ERRORS as exc:
+            failure = exc
+        if failure is not None:
+            # Out of the handler, so the redis-py exception is not chained to ours: its
+            # traceback's locals hold the command's arguments (a token, for set and delete).
             self._down.start()
-            self._unavailable(op, name, exc)
+            self._unavailable(op, name, failure)
             return _FAILED
         self._available()
         return result
@@ -275,7 +280,7 @@ class RedisTokenCache:
         else:
             message = f"Redis token cache: {op} {name!r} failed ({type(exc).__name__})"
         if not self._fallback:
-            raise TokenCacheError(message) from exc
+            raise TokenCacheError(message)
         if not self._outage:
             self._outage = True
             logger.warning(
@@ -395,15 +400,18 @@ class RedisTokenCache:
         # Each SET NX inside acquire() is one operation; the whole wait is bounded by `wait`
         # plus one operation (redis-py's blocking_timeout is checked between attempts only).
         acquired = _FAILED
+        failure: BaseException | None = None
         if not self._down.active():
             try:
                 with anyio.fail_after(wait + operation_bound(self._op_timeout)):
                     acquired = await lock.acquire()
             except _REDIS_ERRORS as exc:
-                self._down.start()
-                self._unavailable("lock", name, exc)
-            else:
+                failure = exc
+            if failure is None:
                 self._available()
+            else:
+                self._down.start()
+                self._unavailable("lock", name, failure)
         else:
             self._unavailable("lock", name, None)
         if acquired is _FAILED:
