@@ -107,7 +107,7 @@ async def test_waiters_share_the_flights_recovery_from_a_transient_failure(wecha
     app.busy_first = 2
     async with client(base_url, max_retries=3, retry_backoff=0.02) as wx:
         results = await gather(
-            300, lambda i: wx.qrcode.create_temporary(scene_id=i + 1, expire_seconds=60)
+            100, lambda i: wx.qrcode.create_temporary(scene_id=i + 1, expire_seconds=60)
         )
     assert all(isinstance(r, wxqr.QrTicket) for r in results), results[:3]
     assert len(app.issued) == 1
