@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
-import httpx
 
 from ._decoder import decode
+from ._wire import JSON_HEADERS, BodyTooLarge, Sealed, Wire, WireError, dumps
 from .caches import CachedToken, TokenCache
-from .errors import AccessTokenError, ResponseDecodeError, TransportError
+from .errors import AccessTokenError, ResponseDecodeError, ResponseTooLargeError, TransportError
 
 __all__ = ["TokenManager", "TokenProvider"]
 
@@ -45,7 +46,7 @@ class TokenManager:
     """Owns the access token of one appid in one fetch mode.
 
     Args:
-        http: the client used for token fetches.
+        wire: returns the wire token fetches are sent through.
         api_base_url: scheme and host of the API (``https://api.weixin.qq.com``).
         appid: the account's AppID.
         secret: its AppSecret (``None`` with a ``provider``).
@@ -59,7 +60,7 @@ class TokenManager:
     def __init__(
         self,
         *,
-        http: Callable[[], httpx.AsyncClient],
+        wire: Callable[[], Wire],
         api_base_url: str,
         appid: str,
         secret: str | None,
@@ -70,7 +71,7 @@ class TokenManager:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._http = http
+        self._wire = wire
         self._appid = appid
         self._secret = secret
         self._cache = cache
@@ -211,38 +212,41 @@ class TokenManager:
             )
         self.fetches += 1
         started = self._clock()
+        wire = self._wire()
+        fields = {"grant_type": "client_credential", "appid": self._appid, "secret": self._secret}
+        body: bytes | None = None
+        if self._stable:
+            payload: dict[str, Any] = dict(fields)
+            if force:
+                payload["force_refresh"] = True
+            body = Sealed(dumps(payload))  # holds the secret: masked repr
+            del payload
+            target = wire.target(self._url)
+        else:
+            target = wire.target(f"{self._url}?{urlencode(fields)}")  # masked repr
+        del fields
+        failure: Exception | None = None
         try:
-            if self._stable:
-                payload: dict[str, Any] = {
-                    "grant_type": "client_credential",
-                    "appid": self._appid,
-                    "secret": self._secret,
-                }
-                if force:
-                    payload["force_refresh"] = True
-                response = await self._http().post(self._url, json=payload, timeout=self._timeout)
-            else:
-                response = await self._http().get(
-                    self._url,
-                    params={
-                        "grant_type": "client_credential",
-                        "appid": self._appid,
-                        "secret": self._secret,
-                    },
-                    timeout=self._timeout,
-                )
-        except httpx.HTTPError as exc:
-            # The exception text may include the URL (with the secret for the classic API).
-            raise TransportError(
-                f"token fetch failed: {exc.__class__.__name__}", endpoint=self._endpoint
-            ) from None
-        data = decode(
-            response.status_code,
-            response.headers,
-            response.content,
-            expect="json",
-            endpoint=self._endpoint,
-        )
+            status, headers, content = await wire.send(
+                "POST" if self._stable else "GET",
+                target,
+                body,
+                JSON_HEADERS if self._stable else None,
+                self._timeout,
+            )
+        except WireError as exc:
+            failure = (
+                ResponseDecodeError(exc.detail, endpoint=self._endpoint)
+                if exc.undecodable
+                else TransportError(f"token fetch failed: {exc.detail}", endpoint=self._endpoint)
+            )
+        except BodyTooLarge as exc:
+            failure = ResponseTooLargeError(
+                exc.limit, endpoint=self._endpoint, declared=exc.declared
+            )
+        if failure is not None:
+            raise failure  # outside the handler: no foreign message in the chain
+        data = decode(status, headers, content, expect="json", endpoint=self._endpoint)
         value = data.get("access_token")
         expires_in = data.get("expires_in")
         if not isinstance(value, str) or not value or not isinstance(expires_in, int | float):

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
+from urllib.parse import urlencode
 
 import anyio
 import attrs
@@ -38,12 +38,14 @@ import httpx
 from ._decoder import decode
 from ._ratelimit import RateLimit, RateLimiter
 from ._tokens import TokenManager
+from ._wire import JSON_HEADERS, BodyTooLarge, Target, Wire, WireError, dumps, redact
 from .errors import (
     AccessTokenError,
     APIError,
     HTTPStatusError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     TicketNotFoundError,
     TransportError,
 )
@@ -77,14 +79,6 @@ class Endpoint:
     idempotent: bool = True
     needs_token: bool = True
     rate_bucket: str | None = None
-
-
-_SECRET_IN_URL = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s\"'>]+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Mask ``access_token=`` / ``secret=`` values in a URL or message."""
-    return _SECRET_IN_URL.sub(r"\1***", text)
 
 
 class _RedactingFilter(logging.Filter):
@@ -136,16 +130,13 @@ def install_log_redaction() -> None:
             log.addFilter(_FILTER)
 
 
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 class Transport:
     """Sends calls for one :class:`wxqr.Client`."""
 
     def __init__(
         self,
         *,
-        http: Callable[[], httpx.AsyncClient],
+        wire: Callable[[], Wire],
         tokens: TokenManager,
         appid: str,
         api_base_url: str,
@@ -157,8 +148,9 @@ class Transport:
         rate_limiter: RateLimiter,
         retry_backoff: float,
         max_rate_limit_wait: float,
+        deadline: float | None = None,
     ) -> None:
-        self._http = http
+        self._wire = wire
         self.tokens = tokens
         self._bases = {"api": api_base_url.rstrip("/"), "mp": mp_base_url.rstrip("/")}
         self._timeout = timeout
@@ -171,11 +163,12 @@ class Transport:
         self._limiter_keys = {bucket: f"{appid}:{bucket}" for bucket in self._rate_limits}
         self._backoff = retry_backoff
         self._max_rate_wait = max_rate_limit_wait
+        self._deadline = deadline
         self._urls: dict[Endpoint, str] = {}
-        # (token, URL with ?access_token=) per endpoint: the query is encoded once per token
-        # (every ~2 hours), not once per call.
-        self._token_urls: dict[Endpoint, tuple[str, httpx.URL]] = {}
-        self._timeout_config = httpx.Timeout(timeout)
+        # (token, prepared URL with ?access_token=) per endpoint: the query is encoded and the
+        # wire's URL object built once per token (every ~2 hours), not once per call.
+        self._token_urls: dict[Endpoint, tuple[str, Target]] = {}
+        self._plain_urls: dict[Endpoint, Target] = {}
         #: Requests in flight right now, and the most seen at once (for tests/benchmarks).
         self.in_flight = 0
         self.max_in_flight = 0
@@ -187,12 +180,21 @@ class Transport:
             url = self._urls[endpoint] = f"{self._bases[endpoint.host]}/{endpoint.path}"
         return url
 
-    def _url_with_token(self, endpoint: Endpoint, token: str) -> httpx.URL:
+    def _url_with_token(self, endpoint: Endpoint, token: str) -> Target:
         cached = self._token_urls.get(endpoint)
         if cached is not None and cached[0] == token:
             return cached[1]
-        target = httpx.URL(self.url(endpoint), params={"access_token": token})
+        query = urlencode({"access_token": token})
+        target = self._wire().target(f"{self.url(endpoint)}?{query}")
         self._token_urls[endpoint] = (token, target)
+        return target
+
+    def _plain_url(self, endpoint: Endpoint, params: Mapping[str, str] | None) -> Target:
+        if params:
+            return self._wire().target(f"{self.url(endpoint)}?{urlencode(params)}")
+        target = self._plain_urls.get(endpoint)
+        if target is None:
+            target = self._plain_urls[endpoint] = self._wire().target(self.url(endpoint))
         return target
 
     async def call(
@@ -205,10 +207,29 @@ class Transport:
     ) -> Any:
         """Send one call with the retry policy in the module docstring.
 
+        With the client's ``deadline`` set, the whole call (token fetch, waits, every attempt
+        and backoff) is bounded by it: past it :class:`TransportError` is raised.
+
         Returns:
             The decoded JSON object, or image bytes for image endpoints.
         """
-        url = self.url(endpoint)
+        if self._deadline is None:
+            return await self._attempts(endpoint, json, params, timeout)
+        with anyio.move_on_after(self._deadline) as scope:
+            return await self._attempts(endpoint, json, params, timeout)
+        assert scope.cancelled_caught
+        raise TransportError(
+            f"call deadline of {self._deadline:g}s exceeded", endpoint=endpoint.path
+        )
+
+    async def _attempts(
+        self,
+        endpoint: Endpoint,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> Any:
+        body = None if json is None else dumps(json)  # encoded once, whatever the attempts
         limit = self._rate_limits.get(endpoint.rate_bucket) if endpoint.rate_bucket else None
         retries = 0
         token_retried = False
@@ -230,15 +251,11 @@ class Transport:
                         replacement = None
                         target = self._url_with_token(endpoint, token)
                     else:
-                        target = httpx.URL(url)
+                        target = self._plain_url(endpoint, params)
                     sent = True
-                    response = await self._send(endpoint, target, params, json, timeout)
+                    status, headers, content = await self._send(endpoint, target, body, timeout)
                 return decode(
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    expect=endpoint.expect,
-                    endpoint=endpoint.path,
+                    status, headers, content, expect=endpoint.expect, endpoint=endpoint.path
                 )
             except AccessTokenError as exc:
                 if token_retried or not sent or token is None:
@@ -265,10 +282,11 @@ class Transport:
                 if sent and not endpoint.idempotent:
                     raise
                 reason = f"errcode {exc.errcode}"
-            except TicketNotFoundError:
+            except (TicketNotFoundError, ResponseTooLargeError):
                 raise
             except HTTPStatusError as exc:
-                if exc.status_code < 500 or retries >= self._max_retries:
+                # Only 500-599 are server errors worth a retry (not 4xx, 3xx, nor a 999).
+                if not 500 <= exc.status_code < 600 or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
@@ -299,33 +317,34 @@ class Transport:
             await anyio.sleep(delay)
 
     async def _send(
-        self,
-        endpoint: Endpoint,
-        url: httpx.URL,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        timeout: float | None,
-    ) -> httpx.Response:
+        self, endpoint: Endpoint, target: Target, body: bytes | None, timeout: float | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
         try:
-            return await self._http().request(
+            return await self._wire().send(
                 endpoint.method,
-                url,
-                params=params,
-                json=body,
-                timeout=self._timeout_config if timeout is None else timeout,
+                target,
+                body,
+                None if body is None else JSON_HEADERS,
+                self._timeout if timeout is None else timeout,
             )
-        except httpx.HTTPError as exc:
-            # httpx messages may embed the URL (and with it the token): never pass them on raw.
-            detail = redact(str(exc)) or exc.__class__.__name__
-            raise _SendFailed(
-                TransportError(f"{exc.__class__.__name__}: {detail}", endpoint=endpoint.path),
-                not_sent=isinstance(exc, _NOT_SENT),
-            ) from None
+        except WireError as exc:
+            failure: Exception = (
+                ResponseDecodeError(exc.detail, endpoint=endpoint.path)
+                if exc.undecodable
+                else _SendFailed(
+                    TransportError(exc.detail, endpoint=endpoint.path), not_sent=exc.not_sent
+                )
+            )
+        except BodyTooLarge as exc:
+            failure = ResponseTooLargeError(
+                exc.limit, endpoint=endpoint.path, declared=exc.declared
+            )
         finally:
             self.in_flight -= 1
+        raise failure
 
 
 class _SendFailed(Exception):
