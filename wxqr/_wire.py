@@ -178,6 +178,9 @@ class Wire(Protocol):
         ...
 
 
+_INFLATE_STEP: Final = 1024 * 1024
+
+
 class BodyReader:
     """Collects one body under the cap, decompressing ``gzip``/``deflate`` as it streams."""
 
@@ -212,8 +215,9 @@ class BodyReader:
             while data:
                 if self._decoder.eof:
                     break  # trailing bytes after the stream end are ignored
-                # At most one byte past the cap is ever inflated, whatever the ratio.
-                out = self._decoder.decompress(data, self._left + 1)
+                # Inflated in steps of at most 1 MiB, and never more than one byte past the
+                # cap, whatever the compression ratio.
+                out = self._decoder.decompress(data, min(self._left + 1, _INFLATE_STEP))
                 self._keep(out)
                 data = self._decoder.unconsumed_tail
         except zlib.error:
