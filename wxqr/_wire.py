@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, Protocol
 
 import anyio
@@ -88,8 +88,30 @@ def foreign_detail(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+_fast_dumps: Callable[[Any], bytes] | None
+try:  # optional (``wxqr[speed]``): ~10x faster on small bodies
+    import orjson
+
+    _fast_dumps = orjson.dumps
+except ImportError:  # pragma: no cover - exercised where orjson is absent
+    _fast_dumps = None
+
+
 def dumps(payload: Mapping[str, Any]) -> bytes:
-    """Encode a request body once: compact UTF-8 JSON, as httpx's ``json=`` would."""
+    """Encode a request body once: compact UTF-8 JSON, as httpx's ``json=`` would.
+
+    Through orjson when installed (the same JSON for the str/int/bool dicts wxqr sends);
+    whatever orjson refuses, and any body with a ``null`` (orjson writes NaN as null, where
+    ``json`` with ``allow_nan=False`` refuses it), is left to ``json``, which decides.
+    """
+    if _fast_dumps is not None and type(payload) is dict:
+        try:
+            encoded = _fast_dumps(payload)
+        except TypeError:  # orjson.JSONEncodeError: a type or value it does not take
+            pass
+        else:
+            if b"null" not in encoded:
+                return encoded
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
