@@ -35,6 +35,7 @@ PUBLIC = [
     "RateLimitError",
     "RateLimiter",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",

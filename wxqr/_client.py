@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import importlib.util
 import math
 from collections.abc import Mapping
 from functools import cached_property
@@ -10,12 +11,12 @@ from types import TracebackType
 from typing import Final
 
 import httpx
-import sniffio
 
 from . import _validate as v
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TOKEN_LIFETIME, TokenManager, TokenProvider
 from ._transport import Transport, install_log_redaction
+from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Wire, WireChoice, make_wire
 from .caches import MemoryTokenCache, TokenCache
 from .errors import ValidationError
 from .resources import QrCode, QrCodeJump, Shorten, WxaCode
@@ -24,35 +25,6 @@ __all__ = ["Client"]
 
 DEFAULT_API_BASE_URL: Final = "https://api.weixin.qq.com"
 DEFAULT_MP_BASE_URL: Final = "https://mp.weixin.qq.com"
-
-
-def _default_http_client(timeout: float, max_concurrency: int) -> httpx.AsyncClient:
-    """The client wxqr creates when none is given.
-
-    On asyncio with aiohttp installed (``pip install 'wxqr[speed]'``) it sends through aiohttp,
-    several times faster than httpcore under ``gather`` (see ``wxqr._aiohttp``); under trio, or
-    without aiohttp, it is plain httpx.
-    """
-    limits = httpx.Limits(
-        max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-    )
-    client: httpx.AsyncClient | None = None
-    if sniffio.current_async_library() == "asyncio":
-        try:
-            from ._aiohttp import AiohttpTransport
-        except ImportError:
-            pass
-        else:
-            client = httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits))
-    if client is None:
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
-    # httpx parses every response's headers into a cookie jar (through email.message and
-    # http.cookiejar): ~15% of a call's CPU. WeChat's APIs set no cookie wxqr needs, and this
-    # client is wxqr's own, so its jar ignores them. (httpx copies a jar passed to the
-    # constructor into a plain one; hence the attribute.)
-    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
-        client._cookies = _IgnoredCookies()
-    return client
 
 
 def _number(name: str, value: object, low: float, high: float = math.inf) -> None:
@@ -133,11 +105,16 @@ def _check_options(
             raise ValidationError(f"rate_limits[{bucket!r}]", "must be a wxqr.RateLimit")
 
 
-class _IgnoredCookies(httpx.Cookies):
-    """A cookie jar that never stores what a response sets."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
+def _check_wire(wire: object, http_client: object) -> None:
+    if wire not in ("auto", "aiohttp", "httpx"):
+        raise ValidationError("wire", f"must be 'auto', 'aiohttp' or 'httpx', got {wire!r}")
+    if wire == "aiohttp":
+        if http_client is not None:
+            raise ValidationError(
+                "wire", "'aiohttp' sends through its own session: drop http_client, or use 'httpx'"
+            )
+        if importlib.util.find_spec("aiohttp") is None:
+            raise ValidationError("wire", "'aiohttp' needs aiohttp: pip install 'wxqr[speed]'")
 
 
 class _State(enum.Enum):
@@ -170,8 +147,19 @@ class Client:
             after 5 minutes: then share a Redis cache between processes.
         api_base_url: ``https://api.weixin.qq.com`` (or the sandbox's URL).
         mp_base_url: ``https://mp.weixin.qq.com`` (showqrcode), or the sandbox's URL.
-        http_client: a caller-owned ``httpx.AsyncClient`` (never closed by wxqr).
-        timeout: default per-request timeout in seconds.
+        http_client: a caller-owned ``httpx.AsyncClient`` (never closed by wxqr). Its auth,
+            hooks and transport apply; redirects are never followed, whatever it says.
+        wire: how requests are sent when no ``http_client`` is given: ``"auto"`` (default:
+            aiohttp on asyncio when installed — ``wxqr[speed]`` — else httpx), ``"aiohttp"``
+            (asyncio only) or ``"httpx"``. With an ``http_client`` only ``"auto"``/``"httpx"``.
+        timeout: default bound, in seconds, on each attempt as a whole: connecting, sending
+            and reading the whole answer (not each socket read). Retries make further attempts.
+        deadline: optional bound, in seconds, on each call as a whole (token fetch, waits,
+            every attempt and backoff); past it :class:`~wxqr.TransportError` is raised.
+            ``None`` (default): a call may take up to about ``(max_retries + 1) * timeout``
+            plus backoff.
+        max_response_bytes: the largest answer body accepted (decompressed size; default
+            16 MiB); a larger one raises :class:`~wxqr.ResponseTooLargeError` unread.
         max_retries: retries of transient failures per call (see the retry table in README).
         max_concurrency: requests in flight at once through this client.
         refresh_margin: seconds before expiry at which a token is refreshed, 0 <= margin < 7200
@@ -206,7 +194,10 @@ class Client:
         api_base_url: str = DEFAULT_API_BASE_URL,
         mp_base_url: str = DEFAULT_MP_BASE_URL,
         http_client: httpx.AsyncClient | None = None,
+        wire: WireChoice = "auto",
         timeout: float = 10.0,
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_retries: int = 3,
         max_concurrency: int = 100,
         refresh_margin: float = 300.0,
@@ -242,16 +233,35 @@ class Client:
             raise ValidationError(
                 "max_concurrency", f"must be an integer >= 1, got {max_concurrency!r}"
             )
+        _check_wire(wire, http_client)
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, int | float)
+            or not 0 < deadline < math.inf
+        ):
+            raise ValidationError(
+                "deadline", f"must be None or a finite number of seconds > 0, got {deadline!r}"
+            )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1024
+        ):
+            raise ValidationError(
+                "max_response_bytes", f"must be an integer >= 1024, got {max_response_bytes!r}"
+            )
         install_log_redaction()
         self.appid = appid
-        self._owns_http = http_client is None
         self._http_client = http_client
+        self._wire_choice: WireChoice = wire
+        self._wire: Wire | None = None
+        self._max_response_bytes = max_response_bytes
         self._max_concurrency = max_concurrency
         self._timeout = timeout
         self._state = _State.UNOPENED
         self._token_cache = token_cache if token_cache is not None else MemoryTokenCache()
         self._tokens = TokenManager(
-            http=self._get_http,
+            wire=self._get_wire,
             api_base_url=api_base_url,
             appid=appid,
             secret=secret,
@@ -265,7 +275,7 @@ class Client:
             refusal_cooldown=refusal_cooldown,
         )
         self._transport = Transport(
-            http=self._get_http,
+            wire=self._get_wire,
             tokens=self._tokens,
             appid=appid,
             api_base_url=api_base_url,
@@ -277,6 +287,7 @@ class Client:
             rate_limiter=rate_limiter if rate_limiter is not None else MemoryRateLimiter(),
             retry_backoff=retry_backoff,
             max_rate_limit_wait=max_rate_limit_wait,
+            deadline=deadline,
         )
         self._stable = stable_token
 
@@ -284,13 +295,19 @@ class Client:
         mode = "stable_token" if self._stable else "token"
         return f"<wxqr.Client appid={self.appid!r} mode={mode} state={self._state.value}>"
 
-    def _get_http(self) -> httpx.AsyncClient:
+    def _get_wire(self) -> Wire:
         if self._state is _State.CLOSED:
             raise RuntimeError("this wxqr.Client has been closed")
-        if self._http_client is None:
-            self._http_client = _default_http_client(self._timeout, self._max_concurrency)
-        self._state = _State.OPEN
-        return self._http_client
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = make_wire(
+                self._wire_choice,
+                self._http_client,
+                max_connections=self._max_concurrency,
+                max_response_bytes=self._max_response_bytes,
+            )
+            self._state = _State.OPEN
+        return wire
 
     @property
     def is_closed(self) -> bool:
@@ -312,13 +329,14 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client wxqr created (not a caller's) and the token cache. Idempotent."""
+        """Close the connections wxqr opened (never a caller's ``http_client``) and the token
+        cache. Idempotent."""
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
         try:
-            if self._owns_http and self._http_client is not None:
-                await self._http_client.aclose()
+            if self._wire is not None:
+                await self._wire.aclose()  # a caller's http_client is left open
         finally:
             await self._token_cache.aclose()
 

@@ -33,12 +33,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, TypeGuard
+from urllib.parse import urlencode
 
 import anyio
-import httpx
 
 from ._decoder import decode
 from ._secret import Masked
+from ._wire import JSON_HEADERS, Answer, BodyTooLarge, Sealed, Wire, WireError, dumps
 from .caches import CachedToken, TokenCache
 from .caches._base import _OPERATION_BOUND
 from .errors import (
@@ -46,6 +47,7 @@ from .errors import (
     APIError,
     HTTPStatusError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     TransportError,
 )
 
@@ -92,6 +94,8 @@ def _transient(error: Exception) -> bool:
         return error.retryable
     if isinstance(error, HTTPStatusError):
         return 500 <= error.status_code <= 599
+    if isinstance(error, ResponseTooLargeError):
+        return False  # the same answer would come again
     return isinstance(error, TransportError | ResponseDecodeError)
 
 
@@ -110,7 +114,7 @@ class TokenManager:
     """Owns the access token of one appid in one fetch mode.
 
     Args:
-        http: the client used for token fetches.
+        wire: returns the wire token fetches are sent through.
         api_base_url: scheme and host of the API (``https://api.weixin.qq.com``).
         appid: the account's AppID.
         secret: its AppSecret (``None`` with a ``provider``).
@@ -131,7 +135,7 @@ class TokenManager:
     def __init__(
         self,
         *,
-        http: Callable[[], httpx.AsyncClient],
+        wire: Callable[[], Wire],
         api_base_url: str,
         appid: str,
         secret: str | None,
@@ -145,7 +149,7 @@ class TokenManager:
         refusal_cooldown: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._http = http
+        self._wire = wire
         self._appid = appid
         self._secret = None if secret is None else Masked(secret)
         self._cache = cache
@@ -394,24 +398,38 @@ class TokenManager:
             )
         self.fetches += 1
         started = self._clock()
-        response: httpx.Response | None = None
-        failure: str | None = None
+        wire = self._wire()
+        body: bytes | None = None
+        if self._stable:
+            body = Sealed(dumps(self._stable_body(force)))  # holds the secret: masked repr
+            target = wire.target(self._url)
+        else:
+            target = wire.target(f"{self._url}?{urlencode(self._classic_params())}")  # masked
+        answer: Answer | None = None
+        failure: Exception | None = None
         try:
-            if self._stable:
-                response = await self._http().post(
-                    self._url, json=self._stable_body(force), timeout=self._timeout
-                )
-            else:
-                response = await self._http().get(
-                    self._url, params=self._classic_params(), timeout=self._timeout
-                )
-        except httpx.HTTPError as exc:
-            # Raised below, outside this handler, so that the httpx exception (whose text may
-            # hold the URL, with the secret for the classic API) is not its __context__.
-            failure = f"token fetch failed: {exc.__class__.__name__}"
-        if response is None:
-            raise TransportError(failure or "token fetch failed", endpoint=self._endpoint)
-        token = self._parse(response, started)
+            answer = await wire.send(
+                "POST" if self._stable else "GET",
+                target,
+                body,
+                JSON_HEADERS if self._stable else None,
+                self._timeout,
+            )
+        except WireError as exc:
+            failure = (
+                ResponseDecodeError(exc.detail, endpoint=self._endpoint)
+                if exc.undecodable
+                else TransportError(f"token fetch failed: {exc.detail}", endpoint=self._endpoint)
+            )
+        except BodyTooLarge as exc:
+            failure = ResponseTooLargeError(
+                exc.limit, endpoint=self._endpoint, declared=exc.declared
+            )
+        if failure is not None or answer is None:
+            # Raised here, outside the handler: no foreign message (which may hold the URL,
+            # with the secret for the classic API) in the chain.
+            raise failure or TransportError("token fetch failed", endpoint=self._endpoint)
+        token = self._parse(answer, started)
         if token is None:
             raise ResponseDecodeError(
                 "token answer lacks access_token/expires_in", endpoint=self._endpoint
@@ -436,16 +454,11 @@ class TokenManager:
         assert self._secret is not None
         return {"grant_type": "client_credential", "appid": self._appid, "secret": self._secret}
 
-    def _parse(self, response: httpx.Response, started: float) -> CachedToken | None:
+    def _parse(self, answer: Answer, started: float) -> CachedToken | None:
         # The answer (with the token in it) lives only in this frame, which returns normally;
         # the caller raises, so no traceback shows it.
-        data = decode(
-            response.status_code,
-            response.headers,
-            response.content,
-            expect="json",
-            endpoint=self._endpoint,
-        )
+        status, headers, content = answer
+        data = decode(status, headers, content, expect="json", endpoint=self._endpoint)
         value = data.get("access_token")
         expires_in = data.get("expires_in")
         if (

@@ -40,7 +40,7 @@ import random
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import anyio
 import attrs
@@ -50,8 +50,8 @@ import sniffio
 from . import _validate as v
 from ._decoder import decode
 from ._ratelimit import RateLimit, RateLimiter
-from ._secret import MaskedURL, redact
 from ._tokens import TokenManager
+from ._wire import JSON_HEADERS, BodyTooLarge, Target, Wire, WireError, dumps, redact
 from .caches._base import _OPERATION_BOUND
 from .errors import (
     AccessTokenError,
@@ -59,6 +59,7 @@ from .errors import (
     HTTPStatusError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     TicketNotFoundError,
     TransportError,
 )
@@ -143,9 +144,6 @@ def install_log_redaction() -> None:
             log.addFilter(_FILTER)
 
 
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 def _event_loop() -> object:
     """The running event loop (asyncio) or run (trio), to tell two of them apart."""
     try:
@@ -183,7 +181,7 @@ class Transport:
     def __init__(
         self,
         *,
-        http: Callable[[], httpx.AsyncClient],
+        wire: Callable[[], Wire],
         tokens: TokenManager,
         appid: str,
         api_base_url: str,
@@ -195,8 +193,9 @@ class Transport:
         rate_limiter: RateLimiter,
         retry_backoff: float,
         max_rate_limit_wait: float,
+        deadline: float | None = None,
     ) -> None:
-        self._http = http
+        self._wire = wire
         self.tokens = tokens
         self._bases = {"api": api_base_url.rstrip("/"), "mp": mp_base_url.rstrip("/")}
         self._timeout = timeout
@@ -215,12 +214,12 @@ class Transport:
         self._loop: object = None  # the event loop this client's connections belong to
         self._backoff = retry_backoff
         self._max_rate_wait = max_rate_limit_wait
+        self._deadline = deadline
         self._urls: dict[Endpoint, str] = {}
-        # (token, URL with ?access_token=) per endpoint: the query is encoded once per token
-        # (every ~2 hours), not once per call. A MaskedURL: its repr (in tracebacks' locals)
-        # hides the token.
-        self._token_urls: dict[Endpoint, tuple[str, MaskedURL]] = {}
-        self._timeout_config = httpx.Timeout(timeout)
+        # (token, prepared URL with ?access_token=) per endpoint: the query is encoded and the
+        # wire's URL object built once per token (every ~2 hours), not once per call.
+        self._token_urls: dict[Endpoint, tuple[str, Target]] = {}
+        self._plain_urls: dict[Endpoint, Target] = {}
         #: Requests in flight right now, and the most seen at once (for tests/benchmarks).
         self.in_flight = 0
         self.max_in_flight = 0
@@ -232,11 +231,12 @@ class Transport:
             url = self._urls[endpoint] = f"{self._bases[endpoint.host]}/{endpoint.path}"
         return url
 
-    def _url_with_token(self, endpoint: Endpoint, token: str) -> MaskedURL:
+    def _url_with_token(self, endpoint: Endpoint, token: str) -> Target:
         cached = self._token_urls.get(endpoint)
         if cached is not None and cached[0] == token:
             return cached[1]
-        target = MaskedURL(f"{self.url(endpoint)}?access_token={quote(token, safe='')}")
+        query = urlencode({"access_token": token})
+        target = self._wire().target(f"{self.url(endpoint)}?{query}")
         self._token_urls[endpoint] = (token, target)
         return target
 
@@ -258,6 +258,14 @@ class Transport:
             "Client per event loop (e.g. per asyncio.run() or per worker thread)"
         )
 
+    def _plain_url(self, endpoint: Endpoint, params: Mapping[str, str] | None) -> Target:
+        if params:
+            return self._wire().target(f"{self.url(endpoint)}?{urlencode(params)}")
+        target = self._plain_urls.get(endpoint)
+        if target is None:
+            target = self._plain_urls[endpoint] = self._wire().target(self.url(endpoint))
+        return target
+
     async def call(
         self,
         endpoint: Endpoint,
@@ -267,6 +275,9 @@ class Transport:
         timeout: float | None = None,
     ) -> Any:
         """Send one call with the retry policy in the module docstring.
+
+        With the client's ``deadline`` set, the whole call (token fetch, waits, every attempt
+        and backoff) is bounded by it: past it :class:`TransportError` is raised.
 
         Returns:
             The decoded JSON object, or image bytes for image endpoints.
@@ -279,7 +290,23 @@ class Transport:
             v.timeout(timeout)
         if self._loop is None or _event_loop() is not self._loop:
             self.check_loop()
-        url = self.url(endpoint)
+        if self._deadline is None:
+            return await self._attempts(endpoint, json, params, timeout)
+        with anyio.move_on_after(self._deadline) as scope:
+            return await self._attempts(endpoint, json, params, timeout)
+        assert scope.cancelled_caught
+        raise TransportError(
+            f"call deadline of {self._deadline:g}s exceeded", endpoint=endpoint.path
+        )
+
+    async def _attempts(
+        self,
+        endpoint: Endpoint,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> Any:
+        body = None if json is None else dumps(json)  # encoded once, whatever the attempts
         bucket = endpoint.rate_bucket
         limit = self._rate_limits.get(bucket) if bucket else None
         gate: Any = self._gates[bucket] if limit is not None and bucket else _NO_GATE
@@ -288,7 +315,6 @@ class Transport:
         rate_waited = 0.0
         token: str | None = None  # the token sent by the latest attempt
         replacement: str | None = None  # a token obtained after WeChat rejected `token`
-        target: str
         while True:
             sent = False  # whether this attempt's API request may have reached WeChat
             failed: TransportError | None = None  # raised after the handler, without context
@@ -304,19 +330,15 @@ class Transport:
                         replacement = None
                         target = self._url_with_token(endpoint, token)
                     else:
-                        target = url
+                        target = self._plain_url(endpoint, params)
                     if limit is not None:
                         # Counted now, as the request goes out (not when it was queued).
                         assert bucket is not None
                         await self._admit(bucket, limit, timeout)
                     sent = True
-                    response = await self._send(endpoint, target, params, json, timeout)
+                    status, headers, content = await self._send(endpoint, target, body, timeout)
                 return decode(
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    expect=endpoint.expect,
-                    endpoint=endpoint.path,
+                    status, headers, content, expect=endpoint.expect, endpoint=endpoint.path
                 )
             except AccessTokenError as exc:
                 if token_retried or not sent or token is None:
@@ -347,10 +369,11 @@ class Transport:
                 if sent and not endpoint.idempotent:
                     raise
                 reason = f"errcode {exc.errcode}"
-            except TicketNotFoundError:
+            except (TicketNotFoundError, ResponseTooLargeError):
                 raise
             except HTTPStatusError as exc:
-                if not sent or not 500 <= exc.status_code <= 599 or retries >= self._max_retries:
+                # Only 500-599 are server errors worth a retry (not 4xx, 3xx, nor a 999).
+                if not sent or not 500 <= exc.status_code < 600 or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
@@ -365,8 +388,7 @@ class Transport:
                 else:
                     reason = failure.error.args[0]
             if failed is not None:
-                # Out of the handler: the wire's exception (which may name the URL) is not
-                # kept as __context__.
+                # Out of the handler: the failure is not chained to wxqr's internal _SendFailed.
                 raise failed
             delay = random.uniform(0, min(BACKOFF_CAP, self._backoff * 2**retries))
             retries += 1
@@ -389,33 +411,34 @@ class Transport:
             _OPERATION_BOUND.reset(reset)
 
     async def _send(
-        self,
-        endpoint: Endpoint,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        timeout: float | None,
-    ) -> httpx.Response:
+        self, endpoint: Endpoint, target: Target, body: bytes | None, timeout: float | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
         try:
-            return await self._http().request(
+            return await self._wire().send(
                 endpoint.method,
-                url,
-                params=params,
-                json=body,
-                timeout=self._timeout_config if timeout is None else timeout,
+                target,
+                body,
+                None if body is None else JSON_HEADERS,
+                self._timeout if timeout is None else timeout,
             )
-        except httpx.HTTPError as exc:
-            # httpx messages may embed the URL (and with it the token): never pass them on raw.
-            detail = redact(str(exc)) or exc.__class__.__name__
-            raise _SendFailed(
-                TransportError(f"{exc.__class__.__name__}: {detail}", endpoint=endpoint.path),
-                not_sent=isinstance(exc, _NOT_SENT),
-            ) from None
+        except WireError as exc:
+            failure: Exception = (
+                ResponseDecodeError(exc.detail, endpoint=endpoint.path)
+                if exc.undecodable
+                else _SendFailed(
+                    TransportError(exc.detail, endpoint=endpoint.path), not_sent=exc.not_sent
+                )
+            )
+        except BodyTooLarge as exc:
+            failure = ResponseTooLargeError(
+                exc.limit, endpoint=endpoint.path, declared=exc.declared
+            )
         finally:
             self.in_flight -= 1
+        raise failure
 
 
 class _SendFailed(Exception):

@@ -8,6 +8,7 @@
     ├── HTTPStatusError            (a non-2xx answer)
     │   └── TicketNotFoundError    (showqrcode 404: unknown or expired ticket)
     ├── ResponseDecodeError        (HTML, truncated, malformed: neither image nor JSON)
+    │   └── ResponseTooLargeError  (the answer exceeds ``max_response_bytes``: not read)
     ├── TokenCacheError            (the token cache, e.g. Redis, failed)
     └── APIError                   (WeChat answered with a non-zero errcode)
         ├── SystemBusyError        (-1, 886001: transient, retried)
@@ -49,6 +50,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SystemBusyError",
     "TicketNotFoundError",
     "TokenCacheError",
@@ -115,6 +117,24 @@ class ResponseDecodeError(WxqrError):
     def __init__(self, message: str, *, endpoint: str | None = None) -> None:
         self.endpoint = endpoint
         super().__init__(message if endpoint is None else f"{endpoint}: {message}")
+
+
+class ResponseTooLargeError(ResponseDecodeError):
+    """The answer is larger than the client's ``max_response_bytes``; it was not read.
+
+    Raised as soon as the ``Content-Length`` announces more, or the (decompressed) body streams
+    past the cap; the connection is dropped. Not retried: the same call would get the same.
+
+    Attributes:
+        limit: the cap in bytes.
+    """
+
+    def __init__(
+        self, limit: int, *, endpoint: str | None = None, declared: int | None = None
+    ) -> None:
+        self.limit = limit
+        what = f"announces {declared:,} bytes" if declared is not None else "streamed past it"
+        super().__init__(f"answer over max_response_bytes={limit:,}: {what}", endpoint=endpoint)
 
 
 class TokenCacheError(WxqrError):
