@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -75,7 +75,10 @@ class _Flight:
         self.error: Exception | None = None
 
 
-def _copy_error(error: Exception) -> Exception:
+_E = TypeVar("_E", bound=Exception)
+
+
+def _copy_error(error: _E) -> _E:
     """A fresh copy of ``error`` for one more caller: its own traceback, no chained causes.
 
     Raising one exception object from 2,000 tasks would grow its traceback with every raise
@@ -309,7 +312,8 @@ class TokenManager:
         except Exception as exc:
             flight.error = exc
             if _refused(exc) and self._refusal_cooldown > 0:
-                self._refusal = (exc, time.monotonic() + self._refusal_cooldown)
+                # A copy: the original's traceback would keep the leader's frames alive.
+                self._refusal = (_copy_error(exc), time.monotonic() + self._refusal_cooldown)
                 logger.warning(
                     "appid %s: %s refused the account (errcode %s); failing fast for %g s",
                     self._appid,
