@@ -198,7 +198,7 @@ async def test_a_hanging_connect_is_known_unsent_so_even_shorten_gen_is_retried(
         rate_limits={},
     ) as wx:
         started = time.monotonic()
-        with pytest.raises(wxqr.TransportError, match="not sent|connecting") as caught:
+        with pytest.raises(wxqr.TransportError, match=r"not sent|connecting") as caught:
             await wx.shorten.gen("data")
         elapsed = time.monotonic() - started
     # Two attempts (a non-idempotent call is resent only when nothing was sent), each cut at
