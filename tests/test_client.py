@@ -217,16 +217,17 @@ async def test_secrets_and_tokens_never_appear_in_logs_errors_or_reprs(caplog, s
 
 async def test_a_failed_classic_token_fetch_does_not_show_the_secret():
     fake = FakeWeChat()
-    fake.reply(
+    fake.reply_always(
         "cgi-bin/token",
         lambda request: raises(httpx.ConnectError, f"cannot connect: {request.url}")(request),
     )
-    async with fake.client(stable_token=False) as wx:
+    async with fake.client(stable_token=False, retry_backoff=0) as wx:
         with pytest.raises(wxqr.TransportError) as info:
             await wx.access_token()
     assert SECRET not in str(info.value)
     assert SECRET not in repr(info.value)
     assert info.value.__cause__ is None
+    assert info.value.__context__ is None  # the httpx error (with the URL) is not kept
 
 
 def test_cached_token_repr_masks_the_token():

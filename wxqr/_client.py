@@ -12,8 +12,9 @@ from typing import Final
 
 import httpx
 
+from . import _validate as v
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
-from ._tokens import TokenManager, TokenProvider
+from ._tokens import TOKEN_LIFETIME, TokenManager, TokenProvider
 from ._transport import Transport, install_log_redaction
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Wire, WireChoice, make_wire
 from .caches import MemoryTokenCache, TokenCache
@@ -24,6 +25,84 @@ __all__ = ["Client"]
 
 DEFAULT_API_BASE_URL: Final = "https://api.weixin.qq.com"
 DEFAULT_MP_BASE_URL: Final = "https://mp.weixin.qq.com"
+
+
+def _number(name: str, value: object, low: float, high: float = math.inf) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value < high
+    ):
+        allowed = f">= {low:g}" if high == math.inf else f">= {low:g} and < {high:g}"
+        raise ValidationError(name, f"must be a finite number {allowed}, got {value!r:.40}")
+
+
+def _check_options(
+    *,
+    appid: object,
+    secret: object,
+    token_cache: object,
+    token_provider: object,
+    stable_token: object,
+    api_base_url: object,
+    mp_base_url: object,
+    timeout: object,
+    refresh_margin: object,
+    rate_limits: object,
+    rate_limiter: object,
+    retry_backoff: object,
+    max_rate_limit_wait: object,
+    refusal_cooldown: object,
+) -> None:
+    """Client(...) option checks: a wrong type is a ValidationError, never a changed mode."""
+    if not isinstance(appid, str) or not appid:
+        raise ValidationError("appid", "must be a non-empty string")
+    v.text("appid", appid, max_len=64)
+    if secret is None and token_provider is None:
+        raise ValidationError("secret", "pass the AppSecret, or a token_provider")
+    if secret is not None and token_provider is not None:
+        raise ValidationError("token_provider", "pass either secret or token_provider")
+    if secret is not None and not isinstance(secret, str):
+        # Not the value: it may be the secret in another type.
+        raise ValidationError("secret", f"must be a string, got {type(secret).__name__}")
+    if isinstance(secret, str):
+        if not secret:
+            raise ValidationError("secret", "must be a non-empty string")
+        try:
+            secret.encode()
+        except UnicodeEncodeError:
+            raise ValidationError("secret", "must be valid Unicode text (UTF-8)") from None
+    if token_provider is not None and not callable(token_provider):
+        raise ValidationError("token_provider", "must be an async callable returning a token")
+    if token_cache is not None and not isinstance(token_cache, TokenCache):
+        raise ValidationError(
+            "token_cache", f"must implement wxqr.TokenCache, got {type(token_cache).__name__}"
+        )
+    if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+        raise ValidationError(
+            "rate_limiter", f"must implement wxqr.RateLimiter, got {type(rate_limiter).__name__}"
+        )
+    v.boolean("stable_token", stable_token)
+    v.http_url("api_base_url", api_base_url)
+    v.http_url("mp_base_url", mp_base_url)
+    v.timeout(timeout)
+    _number("refresh_margin", refresh_margin, 0.0, TOKEN_LIFETIME)
+    for name, value in (
+        ("retry_backoff", retry_backoff),
+        ("max_rate_limit_wait", max_rate_limit_wait),
+        ("refusal_cooldown", refusal_cooldown),
+    ):
+        _number(name, value, 0.0)
+    if not isinstance(rate_limits, Mapping):
+        raise ValidationError(
+            "rate_limits", "must be a mapping of bucket name -> wxqr.RateLimit ({} for none)"
+        )
+    for bucket, limit in rate_limits.items():
+        if not isinstance(bucket, str):
+            raise ValidationError("rate_limits", f"bucket names must be strings, got {bucket!r}")
+        if not isinstance(limit, RateLimit):
+            raise ValidationError(f"rate_limits[{bucket!r}]", "must be a wxqr.RateLimit")
 
 
 def _check_wire(wire: object, http_client: object) -> None:
@@ -83,7 +162,11 @@ class Client:
             16 MiB); a larger one raises :class:`~wxqr.ResponseTooLargeError` unread.
         max_retries: retries of transient failures per call (see the retry table in README).
         max_concurrency: requests in flight at once through this client.
-        refresh_margin: seconds before expiry at which a token is refreshed.
+        refresh_margin: seconds before expiry at which a token is refreshed, 0 <= margin < 7200
+            (a token's documented life). In stable mode ``stable_token`` answers the same token
+            until its last 5 minutes, so a margin above 300 s does not bring a new token
+            earlier: the refresh returns the current one, which is then used until half of its
+            remaining life has passed (one extra fetch per token lifetime, never one per call).
         rate_limits: client-side limits per bucket (``"getwxacodeunlimit"``, ``"qrcodejump"``);
             ``{}`` switches them off.
         rate_limiter: where rate budgets are kept: in memory (default) or
@@ -91,6 +174,9 @@ class Client:
         retry_backoff: first backoff delay in seconds (doubles per retry, capped at 8 s).
         max_rate_limit_wait: seconds one call may spend waiting out 44990/45011 before
             :class:`~wxqr.RateLimitError` is raised.
+        refusal_cooldown: seconds during which an account-level refusal of the token endpoint
+            (wrong AppID/AppSecret, IP not whitelisted, frozen secret) is raised again for
+            every call without asking WeChat; ``0`` asks every time.
 
     Raises:
         ValidationError: an option is out of range, or neither ``secret`` nor
@@ -119,28 +205,24 @@ class Client:
         rate_limiter: RateLimiter | None = None,
         retry_backoff: float = 0.5,
         max_rate_limit_wait: float = 60.0,
+        refusal_cooldown: float = 10.0,
     ) -> None:
-        if not isinstance(appid, str) or not appid:
-            raise ValidationError("appid", "must be a non-empty string")
-        if secret is None and token_provider is None:
-            raise ValidationError("secret", "pass the AppSecret, or a token_provider")
-        if secret is not None and token_provider is not None:
-            raise ValidationError("token_provider", "pass either secret or token_provider")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and not timeout > 0:
-            raise ValidationError("timeout", f"must be a number of seconds > 0, got {timeout!r}")
-        for name, value, low in (
-            ("timeout", timeout, 0.0),
-            ("refresh_margin", refresh_margin, 0.0),
-            ("retry_backoff", retry_backoff, 0.0),
-            ("max_rate_limit_wait", max_rate_limit_wait, 0.0),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or math.isnan(value)
-                or value < low
-            ):
-                raise ValidationError(name, f"must be a number >= {low}, got {value!r}")
+        _check_options(
+            appid=appid,
+            secret=secret,
+            token_cache=token_cache,
+            token_provider=token_provider,
+            stable_token=stable_token,
+            api_base_url=api_base_url,
+            mp_base_url=mp_base_url,
+            timeout=timeout,
+            refresh_margin=refresh_margin,
+            rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
+            retry_backoff=retry_backoff,
+            max_rate_limit_wait=max_rate_limit_wait,
+            refusal_cooldown=refusal_cooldown,
+        )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValidationError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
         if (
@@ -168,9 +250,6 @@ class Client:
             raise ValidationError(
                 "max_response_bytes", f"must be an integer >= 1024, got {max_response_bytes!r}"
             )
-        for bucket, limit in rate_limits.items():
-            if not isinstance(limit, RateLimit):
-                raise ValidationError(f"rate_limits[{bucket!r}]", "must be a wxqr.RateLimit")
         install_log_redaction()
         self.appid = appid
         self._http_client = http_client
@@ -191,6 +270,9 @@ class Client:
             refresh_margin=refresh_margin,
             provider=token_provider,
             timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            refusal_cooldown=refusal_cooldown,
         )
         self._transport = Transport(
             wire=self._get_wire,
@@ -262,7 +344,8 @@ class Client:
         """Return a valid access token for this account (fetched once, then cached)."""
         if self._state is _State.CLOSED:
             raise RuntimeError("this wxqr.Client has been closed")
-        return await self._tokens.get()
+        self._transport.check_loop()
+        return str(await self._tokens.get())
 
     @cached_property
     def qrcode(self) -> QrCode:

@@ -19,26 +19,40 @@ Backoff is ``retry_backoff * 2**n`` capped at 8 s with full jitter; ``max_retrie
 retries of one call (the token retry is extra and happens at most once). Rate-limit waits are
 bounded by ``max_rate_limit_wait`` seconds per call, then :class:`RateLimitError` is raised.
 
+A failed token fetch is not retried here: the token manager's one flight already retried it
+(with backoff) for every caller waiting on it, and each of them raises its outcome.
+
+Client-side rate limits are counted when a request is *sent*: the call first takes its
+concurrency slot and its token, then the limiter admits it, then it goes out. So no window of a
+limit's length sees more than the limit, however long calls queued for slots or for a token.
+Calls of one rate bucket hold at most ``min(limit.calls, max_concurrency // 2)`` slots while
+they wait for budget, so a backlog of rate-limited calls never starves the other endpoints.
+
 Non-idempotent calls (``shorten.gen`` creates a key, ``qrcode_jump.publish`` spends a monthly
 quota) are never retried once the request may have reached WeChat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 import anyio
 import attrs
 import httpx
+import sniffio
 
+from . import _validate as v
 from ._decoder import decode
 from ._ratelimit import RateLimit, RateLimiter
 from ._tokens import TokenManager
 from ._wire import JSON_HEADERS, BodyTooLarge, Target, Wire, WireError, dumps, redact
+from .caches._base import _OPERATION_BOUND
 from .errors import (
     AccessTokenError,
     APIError,
@@ -130,6 +144,37 @@ def install_log_redaction() -> None:
             log.addFilter(_FILTER)
 
 
+def _event_loop() -> object:
+    """The running event loop (asyncio) or run (trio), to tell two of them apart."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+    return None  # pragma: no cover - an unknown library: not checked
+
+
+class _NoGate:
+    """The bucket gate of endpoints without a rate limit."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_NO_GATE: Final = _NoGate()
+
+
 class Transport:
     """Sends calls for one :class:`wxqr.Client`."""
 
@@ -161,6 +206,12 @@ class Transport:
         self._rate_limits = dict(rate_limits)
         self._limiter = rate_limiter
         self._limiter_keys = {bucket: f"{appid}:{bucket}" for bucket in self._rate_limits}
+        # Slots a rate bucket may hold while its calls wait for budget (see module docstring).
+        self._gates = {
+            bucket: anyio.Semaphore(min(limit.calls, max(1, max_concurrency // 2)))
+            for bucket, limit in self._rate_limits.items()
+        }
+        self._loop: object = None  # the event loop this client's connections belong to
         self._backoff = retry_backoff
         self._max_rate_wait = max_rate_limit_wait
         self._deadline = deadline
@@ -189,6 +240,24 @@ class Transport:
         self._token_urls[endpoint] = (token, target)
         return target
 
+    def check_loop(self) -> None:
+        """Bind the client to the running event loop on first use; refuse any other loop.
+
+        Raises:
+            RuntimeError: the client was first used in another event loop (its connections,
+                locks and in-flight token fetch belong to that loop).
+        """
+        loop = _event_loop()
+        if loop is self._loop:
+            return
+        if self._loop is None:
+            self._loop = loop
+            return
+        raise RuntimeError(
+            "this wxqr.Client is bound to the event loop it was first used in; create one "
+            "Client per event loop (e.g. per asyncio.run() or per worker thread)"
+        )
+
     def _plain_url(self, endpoint: Endpoint, params: Mapping[str, str] | None) -> Target:
         if params:
             return self._wire().target(f"{self.url(endpoint)}?{urlencode(params)}")
@@ -212,7 +281,15 @@ class Transport:
 
         Returns:
             The decoded JSON object, or image bytes for image endpoints.
+
+        Raises:
+            ValidationError: ``timeout`` is not a finite number of seconds > 0 (before any I/O).
+            RuntimeError: the client is used from a second event loop.
         """
+        if timeout is not None:
+            v.timeout(timeout)
+        if self._loop is None or _event_loop() is not self._loop:
+            self.check_loop()
         if self._deadline is None:
             return await self._attempts(endpoint, json, params, timeout)
         with anyio.move_on_after(self._deadline) as scope:
@@ -230,7 +307,9 @@ class Transport:
         timeout: float | None,
     ) -> Any:
         body = None if json is None else dumps(json)  # encoded once, whatever the attempts
-        limit = self._rate_limits.get(endpoint.rate_bucket) if endpoint.rate_bucket else None
+        bucket = endpoint.rate_bucket
+        limit = self._rate_limits.get(bucket) if bucket else None
+        gate: Any = self._gates[bucket] if limit is not None and bucket else _NO_GATE
         retries = 0
         token_retried = False
         rate_waited = 0.0
@@ -238,13 +317,13 @@ class Transport:
         replacement: str | None = None  # a token obtained after WeChat rejected `token`
         while True:
             sent = False  # whether this attempt's API request may have reached WeChat
+            failed: TransportError | None = None  # raised after the handler, without context
             try:
-                if limit is not None:
-                    # Waiting for rate budget happens outside the concurrency slots: 1,000
-                    # queued jump-rule calls (5/s) must not starve every other endpoint.
-                    assert endpoint.rate_bucket is not None
-                    await self._limiter.acquire(self._limiter_keys[endpoint.rate_bucket], limit)
-                async with self._semaphore:
+                if endpoint.needs_token and replacement is None:
+                    # Join the token flight before queueing for a slot: 2,000 gathered calls
+                    # then share one fetch (and its failure), not one per wave of slots.
+                    await self.tokens.warm()
+                async with gate, self._semaphore:
                     if endpoint.needs_token:
                         # Per attempt: a retry must not resend a token refreshed meanwhile.
                         token = replacement or await self.tokens.get()
@@ -252,6 +331,10 @@ class Transport:
                         target = self._url_with_token(endpoint, token)
                     else:
                         target = self._plain_url(endpoint, params)
+                    if limit is not None:
+                        # Counted now, as the request goes out (not when it was queued).
+                        assert bucket is not None
+                        await self._admit(bucket, limit, timeout)
                     sent = True
                     status, headers, content = await self._send(endpoint, target, body, timeout)
                 return decode(
@@ -266,7 +349,11 @@ class Transport:
                 continue
             except RateLimitError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 1.0
-                if rate_waited + wait > self._max_rate_wait or retries >= self._max_retries:
+                if (
+                    not sent
+                    or rate_waited + wait > self._max_rate_wait
+                    or retries >= self._max_retries
+                ):
                     raise
                 rate_waited += wait
                 retries += 1
@@ -276,8 +363,8 @@ class Transport:
                 await anyio.sleep(wait)
                 continue
             except APIError as exc:
-                # Also covers a busy token endpoint: then the API request itself was never sent.
-                if not exc.retryable or retries >= self._max_retries:
+                # Not sent: the token endpoint's answer, already retried by the token flight.
+                if not sent or not exc.retryable or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
@@ -286,24 +373,23 @@ class Transport:
                 raise
             except HTTPStatusError as exc:
                 # Only 500-599 are server errors worth a retry (not 4xx, 3xx, nor a 999).
-                if not 500 <= exc.status_code < 600 or retries >= self._max_retries:
+                if not sent or not 500 <= exc.status_code < 600 or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
                 reason = f"HTTP {exc.status_code}"
             except ResponseDecodeError:
-                if retries >= self._max_retries or (sent and not endpoint.idempotent):
+                if not sent or retries >= self._max_retries or not endpoint.idempotent:
                     raise
                 reason = "undecodable answer"
             except _SendFailed as failure:
                 if not (failure.not_sent or endpoint.idempotent) or retries >= self._max_retries:
-                    raise failure.error from None
-                reason = failure.error.args[0]
-            except TransportError as exc:
-                # The token fetch failed: the API request was not sent, so any call may retry.
-                if retries >= self._max_retries:
-                    raise
-                reason = exc.args[0]
+                    failed = failure.error
+                else:
+                    reason = failure.error.args[0]
+            if failed is not None:
+                # Out of the handler: the failure is not chained to wxqr's internal _SendFailed.
+                raise failed
             delay = random.uniform(0, min(BACKOFF_CAP, self._backoff * 2**retries))
             retries += 1
             logger.info(
@@ -315,6 +401,14 @@ class Transport:
                 delay,
             )
             await anyio.sleep(delay)
+
+    async def _admit(self, bucket: str, limit: RateLimit, timeout: float | None) -> None:
+        # A shared (Redis) limiter's checks are bounded by this call's timeout.
+        reset = _OPERATION_BOUND.set(self._timeout if timeout is None else timeout)
+        try:
+            await self._limiter.acquire(self._limiter_keys[bucket], limit)
+        finally:
+            _OPERATION_BOUND.reset(reset)
 
     async def _send(
         self, endpoint: Endpoint, target: Target, body: bytes | None, timeout: float | None
