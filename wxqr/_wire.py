@@ -152,12 +152,14 @@ class Target:
 
     Attributes:
         native: what the wire sends to (``yarl.URL`` for aiohttp, ``httpx.URL`` for httpx).
+        shown: the URL with ``access_token=`` / ``secret=`` masked, for logs.
     """
 
-    __slots__ = ("native",)
+    __slots__ = ("native", "shown")
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, url: str) -> None:
         self.native = native
+        self.shown = redact(url)
 
     def __repr__(self) -> str:
         return "<wxqr request URL (masked)>"
@@ -325,7 +327,7 @@ class HttpxWire:
         self._timeouts: dict[float, tuple[httpx.Timeout, dict[str, float | None]]] = {}
 
     def target(self, url: str) -> Target:
-        return Target(httpx.URL(url))
+        return Target(httpx.URL(url), url)
 
     async def send(
         self,

@@ -93,7 +93,7 @@ class AiohttpWire:
 
     def target(self, url: str) -> Target:
         # The URL is already percent-encoded: spare yarl a second parse/quote on every call.
-        return Target(yarl.URL(url, encoded=url.isascii()))
+        return Target(yarl.URL(url, encoded=url.isascii()), url)
 
     async def send(
         self,
