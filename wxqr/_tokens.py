@@ -411,15 +411,14 @@ class TokenManager:
             target = wire.target(f"{self._url}?{urlencode(self._classic_params())}")  # masked
         answer: Answer | None = None
         failure: Exception | None = None
+        method = "POST" if self._stable else "GET"
         try:
             answer = await wire.send(
-                "POST" if self._stable else "GET",
-                target,
-                body,
-                JSON_HEADERS if self._stable else None,
-                self._timeout,
+                method, target, body, JSON_HEADERS if self._stable else None, self._timeout
             )
+            logger.debug("%s %s: HTTP %d", method, target.shown, answer[0])
         except WireError as exc:
+            logger.debug("%s %s: %s", method, target.shown, exc.detail)
             failure = (
                 ResponseDecodeError(exc.detail, endpoint=self._endpoint)
                 if exc.undecodable

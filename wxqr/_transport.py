@@ -417,14 +417,18 @@ class Transport:
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
         try:
-            return await self._wire().send(
+            answer = await self._wire().send(
                 endpoint.method,
                 target,
                 body,
                 None if body is None else JSON_HEADERS,
                 self._timeout if timeout is None else timeout,
             )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s: HTTP %d", endpoint.method, target.shown, answer[0])
+            return answer
         except WireError as exc:
+            logger.debug("%s %s: %s", endpoint.method, target.shown, exc.detail)
             failure: Exception = (
                 ResponseDecodeError(exc.detail, endpoint=endpoint.path)
                 if exc.undecodable

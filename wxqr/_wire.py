@@ -152,12 +152,14 @@ class Target:
 
     Attributes:
         native: what the wire sends to (``yarl.URL`` for aiohttp, ``httpx.URL`` for httpx).
+        shown: the URL with ``access_token=`` / ``secret=`` masked, for logs.
     """
 
-    __slots__ = ("native",)
+    __slots__ = ("native", "shown")
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, url: str) -> None:
         self.native = native
+        self.shown = redact(url)
 
     def __repr__(self) -> str:
         return "<wxqr request URL (masked)>"
@@ -322,10 +324,10 @@ class HttpxWire:
         self._client = client
         self._transport = transport
         self._limit = max_response_bytes
-        self._timeouts: dict[float, dict[str, float]] = {}
+        self._timeouts: dict[float, tuple[httpx.Timeout, dict[str, float | None]]] = {}
 
     def target(self, url: str) -> Target:
-        return Target(httpx.URL(url))
+        return Target(httpx.URL(url), url)
 
     async def send(
         self,
@@ -361,18 +363,27 @@ class HttpxWire:
         headers: dict[str, str],
         timeout: float,
     ) -> Answer:
+        cached = self._timeouts.get(timeout)
+        if cached is None:
+            # Connecting (and waiting for a pooled connection) gets 90% of the attempt, so
+            # that a hanging connect ends as ConnectTimeout (nothing sent: safe to resend)
+            # before the whole-attempt deadline fires (which counts as "may have been sent").
+            short = timeout * 0.9
+            config = httpx.Timeout(timeout, connect=short, pool=short)
+            cached = self._timeouts[timeout] = (config, config.as_dict())
         if self._client is not None:
             request = self._client.build_request(
-                method, target.native, content=body, headers=headers, timeout=timeout
+                method, target.native, content=body, headers=headers, timeout=cached[0]
             )
             response = await self._client.send(request, stream=True, follow_redirects=False)
         else:
             assert self._transport is not None
-            limits = self._timeouts.get(timeout)
-            if limits is None:
-                limits = self._timeouts[timeout] = httpx.Timeout(timeout).as_dict()  # type: ignore[assignment]
             request = httpx.Request(
-                method, target.native, content=body, headers=headers, extensions={"timeout": limits}
+                method,
+                target.native,
+                content=body,
+                headers=headers,
+                extensions={"timeout": cached[1]},
             )
             response = await self._transport.handle_async_request(request)
         try:

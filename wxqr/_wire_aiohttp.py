@@ -38,6 +38,7 @@ from ._wire import (
 
 __all__ = ["AiohttpWire"]
 
+_NEVER_ROUND: Final = 1e9
 _NO_HEADERS: Final = {"Accept-Encoding": ACCEPT_ENCODING}
 _JSON: Final = {**_NO_HEADERS, **JSON_HEADERS}
 
@@ -92,7 +93,7 @@ class AiohttpWire:
 
     def target(self, url: str) -> Target:
         # The URL is already percent-encoded: spare yarl a second parse/quote on every call.
-        return Target(yarl.URL(url, encoded=url.isascii()))
+        return Target(yarl.URL(url, encoded=url.isascii()), url)
 
     async def send(
         self,
@@ -108,10 +109,12 @@ class AiohttpWire:
         client_timeout = self._timeouts.get(timeout)
         if client_timeout is None:
             # total: the whole attempt, body included (aiohttp's timer covers reads of the
-            # payload); connect: getting a connection, so that a connect timeout is known to
-            # have sent nothing.
+            # payload). sock_connect: 90% of it, so that a connect that hangs ends as a
+            # connect timeout (known to have sent nothing: safe to resend) before the total
+            # fires. ceil_threshold: aiohttp rounds timeouts >= 5 s up to a whole second of
+            # loop time, up to +1 s past `timeout`; never here.
             client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(
-                total=timeout, connect=timeout
+                total=timeout, sock_connect=timeout * 0.9, ceil_threshold=_NEVER_ROUND
             )
         failure: WireError | None = None
         try:

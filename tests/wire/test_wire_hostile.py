@@ -8,7 +8,9 @@ server.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -157,6 +159,69 @@ async def test_deadline_bounds_a_call_whatever_its_retries(server, anyio_backend
         elapsed = time.monotonic() - started
     assert 1.4 <= elapsed <= 2.0, elapsed
     assert server.api_requests() == 2  # the first attempt timed out, the retry was cut off
+
+
+@pytest.fixture
+def unanswered_port():
+    """A port whose accept queue is full: a new connection hangs in SYN, as to a dead host."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.mark.parametrize(("anyio_backend", "wire"), WIRES)
+async def test_a_hanging_connect_is_known_unsent_so_even_shorten_gen_is_retried(
+    unanswered_port, anyio_backend, wire
+):
+    base = f"http://127.0.0.1:{unanswered_port}"
+    async with wxqr.Client(
+        "wxhostile",
+        token_provider=_provider,
+        api_base_url=base,
+        mp_base_url=base,
+        wire=wire,
+        timeout=0.5,
+        max_retries=1,
+        retry_backoff=0.01,
+        rate_limits={},
+    ) as wx:
+        started = time.monotonic()
+        with pytest.raises(wxqr.TransportError, match=r"not sent|connecting") as caught:
+            await wx.shorten.gen("data")
+        elapsed = time.monotonic() - started
+    # Two attempts (a non-idempotent call is resent only when nothing was sent), each cut at
+    # 90% of the 0.5 s attempt: one attempt alone would end after ~0.45 s.
+    assert 0.85 <= elapsed <= 3.0, (elapsed, str(caught.value))
+
+
+async def _provider() -> str:
+    return "PROVIDED_TOKEN"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_timeouts_of_5_s_and_more_are_not_rounded_up(server, anyio_backend):
+    # aiohttp rounds timeouts >= 5 s up to a whole second of loop time unless told not to.
+    server.mode = "trickle"
+    async with client(server, "aiohttp", timeout=5.2, max_retries=0) as wx:
+        await wx.access_token()
+        started = time.monotonic()
+        with pytest.raises(wxqr.TransportError, match="timed out"):
+            await wx.qrcode.create_temporary(scene_id=1, expire_seconds=60)
+        elapsed = time.monotonic() - started
+    assert 5.1 <= elapsed <= 5.7, elapsed
 
 
 # -- 8. redirects -------------------------------------------------------------------------------
