@@ -39,6 +39,8 @@ from typing import Any, Final, Literal, Protocol
 import anyio
 import httpx
 
+from .errors import ValidationError
+
 __all__ = [
     "ACCEPT_ENCODING",
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -426,7 +428,7 @@ def make_wire(
     on asyncio when it is installed, else httpx's own transport.
 
     Raises:
-        RuntimeError: ``"aiohttp"`` was asked for outside asyncio.
+        ValidationError: ``"aiohttp"`` was asked for outside asyncio.
     """
     if http_client is not None:
         return HttpxWire(client=http_client, max_response_bytes=max_response_bytes)
@@ -435,7 +437,7 @@ def make_wire(
 
         on_asyncio = sniffio.current_async_library() == "asyncio"
         if choice == "aiohttp" and not on_asyncio:
-            raise RuntimeError("wire='aiohttp' needs asyncio (aiohttp is asyncio-only)")
+            raise ValidationError("wire", "'aiohttp' needs asyncio (aiohttp is asyncio-only)")
         if on_asyncio:
             try:
                 from ._wire_aiohttp import AiohttpWire

@@ -11,6 +11,9 @@ It answers the token endpoints like WeChat and every other path with the current
 ``redirect``    ``307`` to ``/elsewhere`` on this server (which counts its visitors)
 ``status-999``  ``HTTP/1.1 999`` with a JSON body
 ``malformed``   a status line that is not HTTP
+``gzip-json``   the ticket answer, gzip-compressed (a well-behaved compressing proxy)
+``deflate-json`` the ticket answer, zlib-deflated
+``br-json``     ``Content-Encoding: br`` (never asked for)
 =============  =====================================================================
 
 With ``tokens_too`` the token endpoints get the hostile answer as well.
@@ -141,6 +144,8 @@ class HostileServer:
                 await self._answer(writer, "200 OK", TOKEN_BODY)
             elif path == "/elsewhere" or self.mode == "ok":
                 await self._answer(writer, "200 OK", TICKET_BODY)
+            elif self.mode.endswith("-json"):  # well-behaved, only compressed
+                await self._encoded(writer, self.mode.split("-")[0])
             else:
                 await self._hostile(writer)
                 return
@@ -148,6 +153,22 @@ class HostileServer:
     async def _answer(self, writer: asyncio.StreamWriter, status: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         writer.write(_head(status, headers) + body)
+        await writer.drain()
+
+    async def _encoded(self, writer: asyncio.StreamWriter, encoding: str) -> None:
+        if encoding == "gzip":
+            compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+            body = compressor.compress(TICKET_BODY) + compressor.flush()
+        elif encoding == "deflate":
+            body = zlib.compress(TICKET_BODY)
+        else:
+            body = b"\x0b\x02\x80not really brotli"
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": encoding,
+            "Content-Length": str(len(body)),
+        }
+        writer.write(_head("200 OK", headers) + body)
         await writer.drain()
 
     async def _push(self, writer: asyncio.StreamWriter, chunks: object) -> None:
