@@ -407,7 +407,9 @@ async def test_max_concurrency_bounds_requests_in_flight():
 
     assert len(results) == 500
     assert len(fake.api_requests) == 500
-    assert fake.max_in_flight == 10  # reached, never exceeded
+    # The bound is never exceeded; how close a loaded machine gets to it is timing, not
+    # behaviour (it once saw 9), so only "more than one at a time" is asserted below it.
+    assert 2 <= fake.max_in_flight <= 10
     assert len(fake.token_requests) == 1
 
 

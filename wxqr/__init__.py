@@ -8,7 +8,7 @@ Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import Image, image_kind
+from ._decoder import Image, ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -36,6 +36,7 @@ from .models import (
     CallbackCheck,
     CallbackDns,
     CallbackPing,
+    EnvVersion,
     QrJumpFile,
     QrJumpRule,
     QrJumpRules,
@@ -59,8 +60,10 @@ __all__ = [
     "CallbackPing",
     "Client",
     "CredentialError",
+    "EnvVersion",
     "HTTPStatusError",
     "Image",
+    "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",

@@ -381,3 +381,16 @@ class Client:
     def wxacode(self) -> WxaCode:
         """Mini Program codes (``createwxaqrcode``, ``getwxacode``, ``getwxacodeunlimit``)."""
         return WxaCode(self._transport)
+
+
+def _document_resources(cls: type) -> None:
+    """Append the resource groups to the class docstring (``help(wxqr.Client)`` lists them)."""
+    lines = []
+    for name, member in vars(cls).items():
+        if isinstance(member, cached_property) and not name.startswith("_"):
+            summary = (member.__doc__ or "").strip().splitlines()[0]
+            lines.append(f"        {name}: {summary}")
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Resources:\n" + "\n".join(lines) + "\n"
+
+
+_document_resources(Client)

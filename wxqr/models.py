@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import attrs
 
@@ -11,6 +12,7 @@ __all__ = [
     "CallbackCheck",
     "CallbackDns",
     "CallbackPing",
+    "EnvVersion",
     "QrJumpFile",
     "QrJumpRule",
     "QrJumpRules",
@@ -19,6 +21,9 @@ __all__ = [
     "RidInfo",
     "ShortenData",
 ]
+
+#: The Mini Program version a wxacode opens: ``"release"``, ``"trial"`` or ``"develop"``.
+EnvVersion = Literal["release", "trial", "develop"]
 
 
 @attrs.frozen
