@@ -10,7 +10,9 @@ Run it (``pip install 'wxqr[cli]'``)::
 
 The same API as ``fastapi_app.py``: ``GET /qrcode/{scene}`` answers the image,
 ``POST /qrcodes`` creates up to 100 tickets with a bounded ``asyncio.gather``, and a middleware
-maps wxqr's exceptions to HTTP answers (:func:`error_answer`).
+maps wxqr's exceptions to HTTP answers (:func:`error_answer`). With ``WXQR_PUSH_TOKEN`` set,
+``/wechat`` receives WeChat's scan pushes (:func:`mount_scan_receiver`) and ``GET /scans`` lists
+who scanned which scene.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 import wxqr
+from wxqr import events
 
 DEFAULT_EXPIRE = 604_800  # 7 days
 BATCH_CONCURRENCY = 16
@@ -149,5 +152,51 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> w
     return app
 
 
+# -- receiving scans (wxqr.events) -------------------------------------------------------------
+# WeChat pushes every scan of your codes to the account's server URL; route a receiver there
+# (server URL https://<your host>/wechat, Token WXQR_PUSH_TOKEN, EncodingAESKey WXQR_PUSH_AES_KEY).
+SCANS = web.AppKey("scans", list)
+
+
+def receiver_from_env() -> events.Receiver | None:
+    """The push receiver configured by ``WXQR_PUSH_TOKEN`` (+ ``WXQR_PUSH_AES_KEY``), if any."""
+    token = os.environ.get("WXQR_PUSH_TOKEN")
+    if not token:
+        return None
+    key = os.environ.get("WXQR_PUSH_AES_KEY") or None
+    return events.Receiver(token, encoding_aes_key=key, appid=os.environ.get("WXQR_APPID"))
+
+
+def mount_scan_receiver(app: web.Application, receiver: events.Receiver) -> web.Application:
+    """Receive pushes at ``/wechat``: every scan is printed and listed by ``GET /scans``."""
+    scans: list[events.QrScan] = []
+    app[SCANS] = scans
+
+    @receiver.on_scan
+    async def scanned(scan: events.QrScan) -> str | None:
+        how = "followed by scanning" if scan.new_follower else "scanned (a follower)"
+        print(f"{scan.openid} {how} scene {scan.scene!r}", flush=True)
+        scans.append(scan)
+        return None  # or a str: a passive text reply to the scanner
+
+    async def list_scans(request: web.Request) -> web.Response:
+        rows = [
+            {"openid": s.openid, "scene": s.scene, "new_follower": s.new_follower} for s in scans
+        ]
+        return web.json_response(rows)
+
+    async def open_receiver(app: web.Application) -> AsyncIterator[None]:
+        async with receiver:  # slow handlers finish in the receiver's task group
+            yield
+
+    app.cleanup_ctx.append(open_receiver)
+    app.router.add_route("*", "/wechat", receiver.aiohttp_handler)
+    app.router.add_get("/scans", list_scans)
+    return app
+
+
 if __name__ == "__main__":
-    web.run_app(create_app())
+    _app = create_app()
+    if (_receiver := receiver_from_env()) is not None:
+        mount_scan_receiver(_app, _receiver)
+    web.run_app(_app)

@@ -16,6 +16,8 @@ Run it (``pip install 'wxqr[cli]' fastapi``)::
 * ``POST /qrcodes``: up to 100 scenes at once with ``asyncio.gather``, at most
   ``BATCH_CONCURRENCY`` at a time; one JSON result per scene, failures included.
 * wxqr's exceptions become HTTP answers in one place (:func:`error_answer`).
+* ``/wechat``: the scan receiver (:func:`mount_scan_receiver`, when ``WXQR_PUSH_TOKEN`` is set):
+  prints who scanned which scene; ``GET /scans`` lists them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 import wxqr
+from wxqr import events
 
 DEFAULT_EXPIRE = 604_800  # 7 days
 BATCH_CONCURRENCY = 16
@@ -150,4 +153,55 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> F
     return app
 
 
+# -- receiving scans (wxqr.events) -------------------------------------------------------------
+# WeChat pushes every scan of your codes to the account's server URL; mount a receiver there.
+# Configure the server URL as https://<your host>/wechat with the same Token (and, in safe
+# mode, EncodingAESKey) as WXQR_PUSH_TOKEN / WXQR_PUSH_AES_KEY; WXQR_APPID is the AppID.
+
+
+def receiver_from_env() -> events.Receiver | None:
+    """The push receiver configured by ``WXQR_PUSH_TOKEN`` (+ ``WXQR_PUSH_AES_KEY``), if any."""
+    token = os.environ.get("WXQR_PUSH_TOKEN")
+    if not token:
+        return None
+    key = os.environ.get("WXQR_PUSH_AES_KEY") or None
+    return events.Receiver(token, encoding_aes_key=key, appid=os.environ.get("WXQR_APPID"))
+
+
+def mount_scan_receiver(app: FastAPI, receiver: events.Receiver) -> FastAPI:
+    """Receive pushes at ``/wechat``: every scan is printed and listed by ``GET /scans``."""
+    scans: list[events.QrScan] = []
+    app.state.scans = scans
+
+    @receiver.on_scan
+    async def scanned(scan: events.QrScan) -> str | None:
+        how = "followed by scanning" if scan.new_follower else "scanned (a follower)"
+        print(f"{scan.openid} {how} scene {scan.scene!r}", flush=True)
+        scans.append(scan)
+        return None  # or a str: a passive text reply to the scanner
+
+    @app.get("/scans")
+    async def list_scans() -> list[dict[str, Any]]:
+        """Who scanned which scene, oldest first."""
+        return [
+            {"openid": s.openid, "scene": s.scene, "new_follower": s.new_follower} for s in scans
+        ]
+
+    # The exact path (``app.mount("/wechat", ...)`` would only match below it: "/wechat/").
+    app.add_route("/wechat", receiver.asgi_app, methods=["GET", "POST"], include_in_schema=False)
+    # Mounted apps get no ASGI lifespan: open the receiver with the app's own, so that a slow
+    # handler is answered ``success`` in time and finishes in the receiver's task group.
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with receiver, inner(app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
 app = create_app()
+if (_receiver := receiver_from_env()) is not None:
+    mount_scan_receiver(app, _receiver)

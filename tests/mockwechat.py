@@ -43,6 +43,8 @@ APPID = "wx1a2b3c4d5e6f7a8b"
 SECRET = "SECRET-9d8c7b6a5f4e3d2c1b0a"  # distinctive: the leak tests search for it
 
 TOKEN_PATHS = frozenset({"cgi-bin/token", "cgi-bin/stable_token"})
+#: API paths that take no access token (clear_quota/v2 authenticates with the AppSecret).
+TOKENLESS_PATHS = frozenset({"cgi-bin/clear_quota/v2"})
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -203,7 +205,11 @@ class FakeWeChat:
             else:
                 await anyio.lowlevel.checkpoint()
             token = token_of(request)
-            if self.check_tokens and request.url.host == "api.weixin.qq.com":
+            if (
+                self.check_tokens
+                and request.url.host == "api.weixin.qq.com"
+                and path not in TOKENLESS_PATHS
+            ):
                 if token is None:
                     return await self._respond(error(41001), request)
                 if token not in self.accepted:

@@ -11,17 +11,22 @@ import pytest
 import wxqr
 import wxqr.caches
 import wxqr.errors
-from wxqr.resources import QrCode, QrCodeJump, Shorten, WxaCode
+from wxqr.resources import OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
 
 PUBLIC = [
     "DEFAULT_RATE_LIMITS",
     "APIError",
     "AccessTokenError",
     "AdminConfirmationError",
+    "ApiQuota",
     "CachedToken",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
     "Client",
     "CredentialError",
     "HTTPStatusError",
+    "Image",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",
@@ -34,8 +39,10 @@ PUBLIC = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "RateWindow",
     "ResponseDecodeError",
     "ResponseTooLargeError",
+    "RidInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",
@@ -76,7 +83,12 @@ def test_every_public_name_is_importable(name):
 
 
 @pytest.mark.parametrize(
-    "module", [pytest.param("wxqr.errors", id="errors"), pytest.param("wxqr.caches", id="caches")]
+    "module",
+    [
+        pytest.param("wxqr.errors", id="errors"),
+        pytest.param("wxqr.caches", id="caches"),
+        pytest.param("wxqr.events", id="events"),
+    ],
 )
 def test_public_submodules_export_what_they_list(module):
     mod = importlib.import_module(module)
@@ -110,7 +122,7 @@ def test_version_is_a_string():
 
 RESOURCE_METHODS = [
     pytest.param(cls, name, id=f"{cls.__name__}.{name}")
-    for cls in (QrCode, Shorten, QrCodeJump, WxaCode)
+    for cls in (QrCode, Shorten, QrCodeJump, WxaCode, OpenApi)
     for name, member in vars(cls).items()
     if not name.startswith("_") and inspect.iscoroutinefunction(member)
 ]
@@ -131,6 +143,7 @@ def test_endpoint_methods_take_a_keyword_only_timeout(cls, name):
         pytest.param(QrCode, "show_url", id="QrCode.show_url"),
         pytest.param(wxqr.Client, "access_token", id="Client.access_token"),
         pytest.param(wxqr.Client, "aclose", id="Client.aclose"),
+        pytest.param(wxqr.Client, "forced_refreshes", id="Client.forced_refreshes"),
     ],
 )
 def test_public_methods_are_documented(cls, name):
@@ -143,3 +156,4 @@ def test_the_client_has_every_resource():
     assert isinstance(client.shorten, Shorten)
     assert isinstance(client.qrcode_jump, QrCodeJump)
     assert isinstance(client.wxacode, WxaCode)
+    assert isinstance(client.openapi, OpenApi)

@@ -1,13 +1,14 @@
 """wxqr: an asyncio-native SDK for the WeChat QR-code APIs.
 
-Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors`` and
+Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``,
+``wxqr.events`` — receiving scan pushes —, ``wxqr.login`` — scan to log in — and
 ``wxqr.sandbox``); modules with a leading underscore are private.
 """
 
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import image_kind
+from ._decoder import Image, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -30,7 +31,19 @@ from .errors import (
     ValidationError,
     WxqrError,
 )
-from .models import QrJumpFile, QrJumpRule, QrJumpRules, QrTicket, ShortenData
+from .models import (
+    ApiQuota,
+    CallbackCheck,
+    CallbackDns,
+    CallbackPing,
+    QrJumpFile,
+    QrJumpRule,
+    QrJumpRules,
+    QrTicket,
+    RateWindow,
+    RidInfo,
+    ShortenData,
+)
 
 __version__ = "0.1.0"
 
@@ -39,10 +52,15 @@ __all__ = [
     "APIError",
     "AccessTokenError",
     "AdminConfirmationError",
+    "ApiQuota",
     "CachedToken",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
     "Client",
     "CredentialError",
     "HTTPStatusError",
+    "Image",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",
@@ -55,8 +73,10 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "RateWindow",
     "ResponseDecodeError",
     "ResponseTooLargeError",
+    "RidInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",

@@ -19,7 +19,7 @@ from ._transport import Transport, install_log_redaction
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Wire, WireChoice, make_wire
 from .caches import MemoryTokenCache, TokenCache
 from .errors import ValidationError
-from .resources import QrCode, QrCodeJump, Shorten, WxaCode
+from .resources import OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
 
 __all__ = ["Client"]
 
@@ -346,6 +346,21 @@ class Client:
             raise RuntimeError("this wxqr.Client has been closed")
         self._transport.check_loop()
         return str(await self._tokens.get())
+
+    async def forced_refreshes(self) -> int:
+        """Forced ``stable_token`` refreshes spent today, for monitoring.
+
+        Counted in the token cache, so with a ``RedisTokenCache`` it is the figure for every
+        process sharing it. WeChat allows 20 a day (Beijing time); wxqr refuses the 21st with
+        :class:`~wxqr.AccessTokenError` instead of asking. Always 0 in classic mode and with a
+        ``token_provider``.
+        """
+        return await self._tokens.forced_refreshes()
+
+    @cached_property
+    def openapi(self) -> OpenApi:
+        """Quotas, rid lookup and network checks (``clear_quota``, ``openapi/*``, callback IPs)."""
+        return OpenApi(self._transport)
 
     @cached_property
     def qrcode(self) -> QrCode:

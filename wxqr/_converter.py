@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 
 from .errors import ResponseDecodeError
+from .models import ApiQuota
 
 T = TypeVar("T")
 
@@ -33,6 +35,35 @@ def _make_converter() -> cattrs.Converter:
         return str(value)
 
     converter.register_structure_hook(str, _str)
+
+    # cattrs would happily turn the string "1.2.3.4" into ["1", ".", "2", ...]: a list of
+    # strings must be a JSON array.
+    def _strings(value: Any, _: type) -> list[str]:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return [_str(item, str) for item in value]
+
+    converter.register_structure_hook_func(lambda t: t == list[str], _strings)
+    converter.register_structure_hook_func(
+        lambda t: t == tuple[str, ...], lambda v, t: tuple(_strings(v, t))
+    )
+
+    # openapi/quota/get nests the counters: {"quota": {daily_limit, used, remain},
+    # "rate_limit": {...}, "component_rate_limit": {...}}; the model is flat.
+    flat_quota = make_dict_structure_fn(ApiQuota, converter)
+
+    def _api_quota(value: Any, _: type) -> ApiQuota:
+        quota = value.get("quota") if isinstance(value, Mapping) else None
+        if not isinstance(quota, Mapping):
+            raise TypeError("the answer has no 'quota' object")
+        windows = {
+            name: value[name]
+            for name in ("rate_limit", "component_rate_limit")
+            if isinstance(value.get(name), Mapping)
+        }
+        return flat_quota({**quota, **windows}, ApiQuota)
+
+    converter.register_structure_hook(ApiQuota, _api_quota)
     return converter
 
 

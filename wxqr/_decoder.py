@@ -26,7 +26,7 @@ from .errors import (
     error_for,
 )
 
-__all__ = ["decode", "image_kind", "loads"]
+__all__ = ["Image", "ImageKind", "decode", "image_kind", "loads"]
 
 _fast_loads: Callable[[bytes], Any] | None
 try:  # optional (``wxqr[speed]``): ~8x faster on WeChat's small answers
@@ -52,6 +52,60 @@ def loads(body: bytes) -> Any:
 
 
 Expect = Literal["json", "image"]
+ImageKind = Literal["png", "jpeg", "gif"]
+
+_CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif"}
+
+
+class Image(bytes):
+    """An image WeChat returned: the bytes themselves, plus what is known about them.
+
+    A ``bytes`` subclass, so ``image == b"..."``, ``isinstance(image, bytes)``, slicing and
+    ``Path.write_bytes(image)`` keep working.
+
+    Attributes:
+        kind: ``"png"``, ``"jpeg"`` or ``"gif"``, from the bytes (WeChat's label lies: it
+            calls PNGs ``image/jpeg``).
+        content_type: the real MIME type for ``kind`` (``"image/png"``...), e.g. to serve it.
+        num_used: the ``Num-Used`` header: how many of the account's 100,000 lifetime
+            ``getwxacode`` + ``createwxaqrcode`` codes are used; ``None`` where WeChat sends
+            none (showqrcode, getwxacodeunlimit) or it is not a number.
+    """
+
+    kind: ImageKind
+    num_used: int | None
+
+    def __new__(cls, data: bytes, *, kind: ImageKind, num_used: int | None = None) -> Image:
+        image = super().__new__(cls, data)
+        image.kind = kind
+        image.num_used = num_used
+        return image
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type of the bytes (not WeChat's ``Content-Type`` label)."""
+        return _CONTENT_TYPES[self.kind]
+
+    def __repr__(self) -> str:
+        return f"<wxqr.Image {self.kind} {len(self)} bytes num_used={self.num_used!r}>"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_image, (bytes(self), self.kind, self.num_used))
+
+
+def _rebuild_image(data: bytes, kind: ImageKind, num_used: int | None) -> Image:
+    return Image(data, kind=kind, num_used=num_used)
+
+
+def _num_used(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get("num-used")
+    if raw is None:
+        raw = headers.get("Num-Used")  # a plain dict from a caller that kept WeChat's case
+    if raw is None:
+        return None
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
+
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_TRAILER = b"IEND\xaeB`\x82"
@@ -61,7 +115,7 @@ _GIF_MAGICS = (b"GIF87a", b"GIF89a")
 _WHITESPACE = b" \t\r\n\xef\xbb\xbf"  # a UTF-8 BOM counts as leading space
 
 
-def image_kind(body: bytes) -> str | None:
+def image_kind(body: bytes) -> ImageKind | None:
     """Return ``"png"``, ``"jpeg"`` or ``"gif"`` for a *complete* image, else ``None``.
 
     A truncated image (right magic bytes, missing trailer) is not an image.
@@ -96,7 +150,7 @@ def decode(
     *,
     expect: Literal["image"],
     endpoint: str,
-) -> bytes: ...
+) -> Image: ...
 
 
 def decode(
@@ -106,19 +160,21 @@ def decode(
     *,
     expect: Expect,
     endpoint: str,
-) -> dict[str, Any] | bytes:
+) -> dict[str, Any] | Image:
     """Decode one answer.
 
     Args:
         status: HTTP status code.
-        headers: response headers (only ``content-type`` is read; keys case-insensitive
-            if the mapping is, e.g. ``httpx.Headers``; a plain dict must use lower case).
+        headers: response headers (``content-type`` and, for images, ``num-used`` are read;
+            keys case-insensitive if the mapping is, e.g. ``httpx.Headers``; a plain dict must
+            use lower case).
         body: the raw body.
         expect: ``"json"`` for JSON APIs, ``"image"`` for showqrcode and the wxacode calls.
         endpoint: the API path, used in exception messages (never a URL with a token).
 
     Returns:
-        The JSON object (``dict``) for ``"json"``; the image bytes for ``"image"``.
+        The JSON object (``dict``) for ``"json"``; an :class:`Image` (``bytes`` with
+        ``kind``, ``content_type`` and ``num_used``) for ``"image"``.
 
     Raises:
         APIError: (a subclass per the catalogue) for a non-zero ``errcode``.
@@ -153,7 +209,7 @@ def decode(
                 f"image bytes labelled {content_type!r}; refusing an ambiguous answer",
                 endpoint=endpoint,
             )
-        return body
+        return Image(body, kind=kind, num_used=_num_used(headers))
 
     if not stripped.startswith(b"{"):
         raise ResponseDecodeError(_describe(body, content_type, "JSON"), endpoint=endpoint)

@@ -30,9 +30,9 @@ import copy
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -49,6 +49,7 @@ from .errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     TransportError,
+    ValidationError,
 )
 
 __all__ = ["TokenManager", "TokenProvider"]
@@ -59,6 +60,10 @@ TokenProvider = Callable[[], Awaitable[str]]
 
 #: WeChat allows 20 forced refreshes a day, at least 30 s apart (reference §2).
 FORCE_REFRESH_COOLDOWN: Final = 30.0
+FORCE_REFRESH_DAILY_LIMIT: Final = 20
+#: The day of that limit is taken to be a Beijing (UTC+8) calendar day, like WeChat's other
+#: daily quotas (inferred: the reference only says "per day").
+_BEIJING_OFFSET: Final = 8 * 3600
 #: Documented life of an access token (``expires_in``), reference §1/§2.
 TOKEN_LIFETIME: Final = 7200.0
 BACKOFF_CAP: Final = 8.0
@@ -75,7 +80,10 @@ class _Flight:
         self.error: Exception | None = None
 
 
-def _copy_error(error: Exception) -> Exception:
+_E = TypeVar("_E", bound=Exception)
+
+
+def _copy_error(error: _E) -> _E:
     """A fresh copy of ``error`` for one more caller: its own traceback, no chained causes.
 
     Raising one exception object from 2,000 tasks would grow its traceback with every raise
@@ -181,6 +189,38 @@ class TokenManager:
     def cache_key(self) -> str:
         """The cache key: ``"<appid>:stable"`` or ``"<appid>:classic"`` (no secret)."""
         return self._key
+
+    @property
+    def appid(self) -> str:
+        """The account's AppID."""
+        return self._appid
+
+    @property
+    def has_secret(self) -> bool:
+        """Whether this manager holds the AppSecret (not with a ``token_provider``)."""
+        return self._secret is not None
+
+    def put_secret(self, body: MutableMapping[str, Any], field: str) -> None:
+        """Store the AppSecret in ``body[field]``, for the few APIs that take it in a body.
+
+        The caller's frame never holds the secret itself (tracebacks with locals show it);
+        the value stored is a masked-repr ``str``.
+        """
+        if self._secret is None:
+            raise ValidationError("secret", "this client has no AppSecret (token_provider)")
+        body[field] = self._secret
+
+    def _forced_key(self) -> str:
+        day = time.strftime("%Y%m%d", time.gmtime(self._clock() + _BEIJING_OFFSET))
+        return f"{self._key}:forced:{day}"
+
+    async def forced_refreshes(self) -> int:
+        """Forced ``stable_token`` refreshes spent today (Beijing day) by every client sharing
+        this token cache; WeChat allows :data:`FORCE_REFRESH_DAILY_LIMIT` (20)."""
+        if self._provider is not None or not self._stable:
+            return 0
+        with self._bounded():
+            return await self._cache.incr(self._forced_key(), 2 * 86400.0, amount=0)
 
     def _refresh_deadline(self, token: CachedToken) -> float:
         if token.refresh_at is not None:
@@ -309,7 +349,8 @@ class TokenManager:
         except Exception as exc:
             flight.error = exc
             if _refused(exc) and self._refusal_cooldown > 0:
-                self._refusal = (exc, time.monotonic() + self._refusal_cooldown)
+                # A copy: the original's traceback would keep the leader's frames alive.
+                self._refusal = (_copy_error(exc), time.monotonic() + self._refusal_cooldown)
                 logger.warning(
                     "appid %s: %s refused the account (errcode %s); failing fast for %g s",
                     self._appid,
@@ -341,7 +382,11 @@ class TokenManager:
 
     async def _force_refresh(self, rejected: str) -> CachedToken:
         # stable_token answers the same token while WeChat believes it valid; if that very
-        # token was just rejected, one forced refresh is allowed, shared cooldown permitting.
+        # token was just rejected, one forced refresh is allowed, shared cooldown permitting,
+        # and at most 20 a day: counted in the cache (before sending: a lost answer may
+        # still have spent one), so every process sharing it sees the same budget.
+        if self._stable and await self.forced_refreshes() >= FORCE_REFRESH_DAILY_LIMIT:
+            raise self._budget_spent()
         if not self._stable or not await self._cache.claim(
             f"{self._key}:force-refresh", FORCE_REFRESH_COOLDOWN
         ):
@@ -351,13 +396,31 @@ class TokenManager:
                 "(forced refresh cooling down)",
                 endpoint=self._endpoint,
             )
-        logger.warning("appid %s: forcing a stable_token refresh", self._appid)
+        key = self._forced_key()
+        spent = await self._cache.incr(key, 2 * 86400.0)
+        if spent > FORCE_REFRESH_DAILY_LIMIT:  # another process counted in between: undo
+            await self._cache.incr(key, 2 * 86400.0, amount=-1)
+            raise self._budget_spent()
+        logger.warning(
+            "appid %s: forcing a stable_token refresh (%d/%d today)",
+            self._appid,
+            spent,
+            FORCE_REFRESH_DAILY_LIMIT,
+        )
         token = await self._fetch_with_retries(force=True)
         if token.value == rejected:
             raise AccessTokenError(
                 40001, "forced refresh returned the rejected token", endpoint=self._endpoint
             )
         return token
+
+    def _budget_spent(self) -> AccessTokenError:
+        return AccessTokenError(
+            40001,
+            f"WeChat rejected the token, and today's {FORCE_REFRESH_DAILY_LIMIT} forced "
+            "stable_token refreshes are spent (refused without asking WeChat)",
+            endpoint=self._endpoint,
+        )
 
     @property
     def _endpoint(self) -> str:

@@ -357,12 +357,40 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     _E(
         45009,
         "reach max api daily quota limit",
-        "daily quota exhausted: clear it with clear_quota or wait for tomorrow",
+        "daily quota of this API exhausted: see it with wx.openapi.get_quota(cgi_path), reset "
+        "it with wx.openapi.clear_api_quota(cgi_path) (50 a month) or wx.openapi.clear_quota() "
+        "(every API, 10 a month), or wait for tomorrow",
         _Quota,
+        per_endpoint=MappingProxyType(
+            {
+                # reference §6.2, §7 [S12]: the legacy wxacode page used 45009 for this limit.
+                "wxa/getwxacodeunlimit": (
+                    "per-minute limit of getwxacodeunlimit (5,000 calls/minute): slow down and "
+                    "retry next minute; clearing the daily quota does not help"
+                ),
+                "cgi-bin/stable_token": (
+                    "stable_token quota exhausted (500,000 calls a day, or the 20 forced "
+                    "refreshes a day): wait for tomorrow, or wx.openapi.clear_quota_with_secret()"
+                ),
+                "cgi-bin/token": (
+                    "cgi-bin/token daily quota (2,000 a day) exhausted: reset it with "
+                    "wx.openapi.clear_quota_with_secret() (needs no token) or wait for tomorrow"
+                ),
+                # (inferred) the only quota code clearApiQuota documents (reference §9.3).
+                "cgi-bin/openapi/quota/clear": (
+                    "the 50 clear_api_quota resets of this month are used up"
+                ),
+            }
+        ),
     ),
     _E(45029, "qrcode count out of limit", "permanent QR / wxacode A+C lifetime cap", _Quota),
     _E(45047, "out of response count limit", "response count limit", _Quota),
-    _E(48006, "forbid to clear quota because of reaching the limit", "clear_quota cap", _Quota),
+    _E(
+        48006,
+        "forbid to clear quota because of reaching the limit",
+        "the 10 quota clears of this month (clear_quota and clear_quota/v2 together) are used up",
+        _Quota,
+    ),
     _E(85073, "prefix beyond limit", "jump-rule list full (100 rules)", _Quota),
     _E(886000, "publish quota reached", "本月发布次数已达上限 (monthly publish limit)", _Quota),
     # -- permission / account state ---------------------------------------------------------
@@ -448,6 +476,21 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
         _Arg,
     ),
     _E(40066, "invalid url", "URL not as documented", _Arg),
+    _E(
+        40166,
+        "invalid appid",
+        "qrcodejumpget: the appid parameter (the Mini Program) is invalid",
+        _Arg,
+    ),
+    # callback/check (events reference §1.8; errmsg texts unconfirmed, meanings official)
+    _E(40201, "invalid url", "callback/check: bad URL, usually no callback URL is set", _Arg),
+    _E(40202, "invalid action", "callback/check: action must be dns, ping or all", _Arg),
+    _E(
+        40203,
+        "invalid check_operator",
+        "callback/check: check_operator must be CHINANET, UNICOM, CAP or DEFAULT",
+        _Arg,
+    ),
     _E(40097, "invalid args", "invalid argument (or editing a published jump rule)", _Arg),
     _E(40129, "invalid scene", "wxacode: illegal characters in scene", _Arg),
     _E(
@@ -474,12 +517,22 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     _E(45002, "content size out of limit", "content too large", _Arg),
     _E(47001, "data format error", "JSON parse error or missing parameters", _Arg),
     _E(47003, "argument invalid!", "an argument is invalid (errmsg names it)", _Arg),
-    _E(76001, "rid not found", "rid unknown", _Arg),
-    _E(76002, "rid is error", "rid empty or malformed", _Arg),
-    _E(76003, "could not query this rid,no permission", "rid belongs to another account", _Arg),
-    _E(76004, "rid time is error", "rid older than 7 days", _Arg),
+    _E(76001, "rid not found", "openapi/rid/get: rid unknown", _Arg),
+    _E(76002, "rid is error", "openapi/rid/get: rid empty or malformed", _Arg),
+    _E(
+        76003,
+        "could not query this rid,no permission",
+        "openapi/rid/get: the rid belongs to another account",
+        _Arg,
+    ),
+    _E(76004, "rid time is error", "openapi/rid/get: rid older than 7 days", _Arg),
     _E(76021, "cgi_path not found, please check", "quota API: unknown cgi_path", _Arg),
-    _E(76022, "could not use this cgi_path，no permission", "quota API: cgi_path not yours", _Arg),
+    _E(
+        76022,
+        "could not use this cgi_path，no permission",
+        "quota API: the token's account does not own this API, or it is a /sns/ API",
+        _Arg,
+    ),
     _E(85064, "template not found", "template not found", _Arg),
     _E(85066, "illegal prefix", "jump rule: bad link prefix", _Arg),
     _E(85068, "test url is not the sub prefix", "jump rule: debug_url not under the prefix", _Arg),
@@ -487,6 +540,12 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     _E(85070, "prefix in black list", "jump rule: URL blacklisted", _Arg),
     _E(85071, "prefix added repeated", "jump rule: prefix already added", _Arg),
     _E(85072, "prefix owned by other", "jump rule: prefix owned by another account", _Arg),
+    _E(
+        85076,
+        "",
+        "jump rule: (undocumented) the link's domain is refused, reportedly its ICP filing",
+        _Arg,
+    ),
     _E(85095, "data abnormal, please delete and re-add", "jump rule: delete and re-add", _Arg),
     _E(85096, "not allow include scancode_time field", "wxacode: scancode_time reserved", _Arg),
     _E(9410010, "long_data too long", "shorten: long_data over 4 KB", _Arg),

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
-__all__ = ["QrJumpFile", "QrJumpRule", "QrJumpRules", "QrTicket", "ShortenData"]
+__all__ = [
+    "ApiQuota",
+    "CallbackCheck",
+    "CallbackDns",
+    "CallbackPing",
+    "QrJumpFile",
+    "QrJumpRule",
+    "QrJumpRules",
+    "QrTicket",
+    "RateWindow",
+    "RidInfo",
+    "ShortenData",
+]
 
 
 @attrs.frozen
@@ -85,3 +99,100 @@ class QrJumpFile:
 
     file_name: str
     file_content: str
+
+
+# openapi -----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RateWindow:
+    """A rate limit: at most ``call_count`` calls every ``refresh_second`` seconds."""
+
+    call_count: int
+    refresh_second: int
+
+
+@attrs.frozen
+class ApiQuota:
+    """What ``openapi/quota/get`` reports for one API of the account.
+
+    Attributes:
+        daily_limit: calls allowed a day (0 where WeChat reports none).
+        used: calls made today.
+        remain: calls left today.
+        rate_limit: the normal call-rate limit, if reported.
+        component_rate_limit: the limit when a third-party platform calls, if reported.
+    """
+
+    daily_limit: int
+    used: int
+    remain: int
+    rate_limit: RateWindow | None = None
+    component_rate_limit: RateWindow | None = None
+
+
+_SECRET_VALUE = re.compile(
+    r"""((?:access_token|appsecret|secret)(?:=|\\?"\s*:\s*\\?"))[^&\s"\\]+""", re.IGNORECASE
+)
+
+
+def _masked(text: str) -> str:
+    return repr(_SECRET_VALUE.sub(r"\1***", text))
+
+
+@attrs.frozen
+class RidInfo:
+    """What ``openapi/rid/get`` recorded about one request (kept by WeChat for 7 days).
+
+    **Sensitive**: ``request_url`` is the request's query string and contains the access token
+    that was used (``access_token=...``); ``request_body`` is the body as sent (for a token
+    fetch, the AppSecret). Do not log them. ``repr`` masks tokens and secrets in both.
+
+    Attributes:
+        invoke_time: Unix time of the request.
+        cost_in_ms: how long WeChat took.
+        request_url: the query string (sensitive, see above).
+        request_body: the request body.
+        response_body: WeChat's answer (the error JSON with its ``rid``).
+        client_ip: the caller's IP as WeChat saw it.
+    """
+
+    invoke_time: int
+    cost_in_ms: int
+    request_url: str = attrs.field(repr=_masked)
+    request_body: str = attrs.field(repr=_masked)
+    response_body: str
+    client_ip: str
+
+
+@attrs.frozen
+class CallbackDns:
+    """One address WeChat resolved the callback URL's host to (``callback/check``)."""
+
+    ip: str
+    real_operator: str = ""
+
+
+@attrs.frozen
+class CallbackPing:
+    """One ping WeChat sent to a callback address (``callback/check``).
+
+    Attributes:
+        ip: the address pinged.
+        from_operator: the network WeChat pinged from (``CHINANET``, ``UNICOM``, ``CAP``).
+        package_loss: ``"0%"`` or ``"100%"`` (one packet is sent).
+        time: the round-trip time as WeChat prints it, e.g. ``"23.079ms"``.
+    """
+
+    ip: str
+    from_operator: str = ""
+    package_loss: str = ""
+    time: str = ""
+
+
+@attrs.frozen
+class CallbackCheck:
+    """The answer of ``callback/check``: DNS results and pings of the callback URL."""
+
+    dns: tuple[CallbackDns, ...] = ()
+    ping: tuple[CallbackPing, ...] = ()

@@ -58,6 +58,13 @@ async def test_2000_gathered_calls_with_a_wrong_secret_cost_one_token_request(we
         # Open the connection first (showqrcode needs no token): the figure is the storm's.
         with pytest.raises(wxqr.TicketNotFoundError):
             await wx.qrcode.show("warm-up")
+        # Baseline of the same run: 2,000 gathered calls that never leave the process.
+        started = time.monotonic()
+        invalid = await gather(
+            2000, lambda i: wx.qrcode.create_temporary(scene_id=0, expire_seconds=60)
+        )
+        baseline = time.monotonic() - started
+        assert all(isinstance(r, wxqr.ValidationError) for r in invalid)
         started = time.monotonic()
         results = await gather(
             2000, lambda i: wx.qrcode.create_temporary(scene_id=i + 1, expire_seconds=60)
@@ -71,8 +78,9 @@ async def test_2000_gathered_calls_with_a_wrong_secret_cost_one_token_request(we
     assert later.value.errcode == 40125
     assert app.token_requests <= 2  # was: 2,000 requests, one after another, 88 s
     assert app.arrivals.get("cgi-bin/qrcode/create") is None
-    # "Well under a second": ~0.35 s measured here at load average 12 on 2 cores.
-    assert elapsed < 1.5
+    # "Well under a second": ~0.35 s measured here on a busy machine, ~1.5x the baseline of
+    # calls that fail validation (was: 88 s). Relative, so a loaded machine does not fail it.
+    assert elapsed < 3 * baseline + 0.3, (elapsed, baseline)
 
 
 async def test_the_refusal_cool_down_ends(wechat):

@@ -146,7 +146,8 @@ async def test_classic_and_stable_tokens_are_isolated(http, state):
     ("params", "errcode"),
     [
         pytest.param({}, 41001, id="41001-missing"),
-        pytest.param({"access_token": "bogus"}, 40001, id="40001-unknown"),
+        pytest.param({"access_token": "bogus"}, 40014, id="40014-malformed"),
+        pytest.param({"access_token": "86_" + "x" * 136}, 40001, id="40001-unknown"),
     ],
 )
 async def test_api_calls_check_the_token(http, params, errcode):

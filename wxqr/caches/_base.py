@@ -93,6 +93,16 @@ class TokenCache(Protocol):
         """
         ...
 
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+        """Add ``amount`` (may be negative) to the counter ``key``; return the new value.
+
+        ``amount=0`` only reads (and creates nothing).
+
+        A missing counter starts at 0; it may be dropped ``ttl`` seconds after it was
+        created. Used to count forced ``stable_token`` refreshes per day across processes.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release resources the cache owns (never a caller-owned connection)."""
         ...

@@ -25,6 +25,7 @@ class MemoryTokenCache:
         self._tokens: dict[str, CachedToken] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._claims: dict[str, float] = {}
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires at)
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -61,6 +62,15 @@ class MemoryTokenCache:
             return False
         self._claims[key] = now + ttl
         return True
+
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+        now = self._clock()
+        value, until = self._counters.get(key, (0, now + ttl))
+        if until <= now:
+            value, until = 0, now + ttl
+        if amount:
+            self._counters[key] = (value + amount, until)
+        return value + amount
 
     async def aclose(self) -> None:
         return None

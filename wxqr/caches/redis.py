@@ -17,6 +17,8 @@ not work under trio; code and tests that use them run on the asyncio backend onl
                             ``expires_at`` (at least 1 s)
     ``{prefix}:lock:{k}``   redis-py lock token; expires after ``lock_timeout``
     ``{prefix}:claim:{k}``  ``1`` with ``NX PX ttl``: the shared force-refresh cooldown
+    ``{prefix}:count:{k}``  an integer (``INCRBY``; TTL set when created): forced refreshes
+                            per day, ``k`` = ``"<appid>:<mode>:forced:<YYYYMMDD>"``
     ======================  ===================================================================
 
     ``k`` is given by wxqr as ``"<appid>:<mode>"``. The AppSecret is never stored nor used in a
@@ -53,10 +55,10 @@ and never longer than the timeout of the call it serves), whatever the redis-py 
 Redis unavailable (any :class:`redis.exceptions.RedisError`, or no answer within the bound):
 :class:`~wxqr.errors.TokenCacheError` by default. With ``fallback=True`` the cache logs one
 WARNING per outage on the ``wxqr.caches.redis`` logger and behaves as "no cache" -- ``get``
-misses, ``set``/``delete`` do nothing, ``lock`` is a process-local lock, ``claim`` succeeds -- so
-wxqr fetches tokens directly until Redis is back. Either way, after a failure Redis is not
-contacted again for ``outage_cooldown`` seconds (default 5 s): the calls in between fail (or fall
-back) at once instead of each waiting out the bound on a dead server.
+misses, ``set``/``delete`` do nothing, ``lock`` is a process-local lock, ``claim`` succeeds,
+``incr`` counts from 0 -- so wxqr fetches tokens directly until Redis is back. Either way, after
+a failure Redis is not contacted again for ``outage_cooldown`` seconds (default 5 s): the calls
+in between fail (or fall back) at once instead of each waiting out the bound on a dead server.
 """
 
 from __future__ import annotations
@@ -137,6 +139,14 @@ end
 return 0
 """
 
+# KEYS[1] = counter, ARGV[1] = amount (0 reads), ARGV[2] = TTL in ms for a new counter.
+_INCR: Final = """
+if tonumber(ARGV[1]) == 0 then return tonumber(redis.call('GET', KEYS[1]) or '0') end
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n
+"""
+
 # KEYS[1] = sorted set of send times (microseconds, Redis server clock).
 # ARGV[1] = calls, ARGV[2] = period in microseconds, ARGV[3] = a unique member.
 # Returns 0 if the call was recorded, else the microseconds to wait before trying again.
@@ -215,6 +225,7 @@ class RedisTokenCache:
         self._outage = False
         self._local_locks: dict[str, anyio.Lock] = {}
         self._compare_and_delete = redis.register_script(_COMPARE_AND_DELETE)
+        self._incr = redis.register_script(_INCR)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisTokenCache:
@@ -472,6 +483,24 @@ class RedisTokenCache:
             "claim", name, lambda: self._redis.set(name, 1, nx=True, px=ttl_ms)
         )
         return claimed is _FAILED or bool(claimed)
+
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+        """Add ``amount`` to ``{prefix}:count:{key}`` and return the new value (one script).
+
+        A new counter expires ``ttl`` seconds after its creation; ``amount=0`` only reads.
+
+        Returns:
+            The counter's value (``amount`` when Redis is down with ``fallback``).
+
+        Raises:
+            TokenCacheError: Redis failed and ``fallback`` is off.
+        """
+        name = self._name("count", key)
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        value = await self._run(
+            "incr", name, lambda: self._incr(keys=[name], args=[int(amount), ttl_ms])
+        )
+        return amount if value is _FAILED else int(value)
 
     async def aclose(self) -> None:
         """Close the client if it was created by :meth:`from_url`; idempotent.

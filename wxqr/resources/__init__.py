@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from .openapi import OpenApi
 from .qrcode import QrCode
 from .qrcode_jump import QrCodeJump
 from .shorten import Shorten
 from .wxacode import WxaCode
 
-__all__ = ["QrCode", "QrCodeJump", "Shorten", "WxaCode"]
+__all__ = ["OpenApi", "QrCode", "QrCodeJump", "Shorten", "WxaCode"]

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from .. import _validate as v
 from .._converter import structure
+from .._decoder import Image
 from .._transport import Endpoint
 from ..errors import ValidationError
 from ..models import QrTicket
@@ -154,10 +155,11 @@ class QrCode(Resource):
         data = await self._transport.call(CREATE, json=body, timeout=timeout)
         return structure(data, QrTicket, endpoint=CREATE.path)
 
-    async def show(self, ticket: QrTicket | str, *, timeout: float | None = None) -> bytes:
+    async def show(self, ticket: QrTicket | str, *, timeout: float | None = None) -> Image:
         """Download the QR image of a ticket (``GET mp.weixin.qq.com/cgi-bin/showqrcode``).
 
-        No access token is needed. The image is returned only if the body really is one.
+        No access token is needed. The image is returned only if the body really is one, as a
+        :class:`wxqr.Image` (``bytes`` with ``kind`` and ``content_type``).
 
         Raises:
             TicketNotFoundError: the ticket is unknown or expired (HTTP 404).

@@ -1,7 +1,8 @@
 """Mini Program codes: ``createwxaqrcode`` (C), ``getwxacode`` (A), ``getwxacodeunlimit`` (B).
 
-Images come back as ``bytes`` (PNG or JPEG: WeChat labels both ``image/jpeg``; use
-``wxqr.image_kind`` for the real type). Errors come back as HTTP 200 JSON and raise.
+Images come back as :class:`wxqr.Image` (``bytes`` with ``.kind``, ``.content_type`` and, for A
+and C, ``.num_used`` from WeChat's ``Num-Used`` header; WeChat labels PNG and JPEG alike
+``image/jpeg``). Errors come back as HTTP 200 JSON and raise.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .. import _validate as v
+from .._decoder import Image
 from .._transport import Endpoint
 from ..errors import ValidationError
 from ._base import Resource
@@ -51,11 +53,11 @@ class WxaCode(Resource):
 
     async def create_qrcode(
         self, *, path: str, width: int = 430, timeout: float | None = None
-    ) -> bytes:
+    ) -> Image:
         """A square Mini Program QR code (``createQRCode``, interface C).
 
-        Shares a lifetime cap of 100,000 codes with :meth:`get` (then 45029). Works only for a
-        released Mini Program.
+        Shares a lifetime cap of 100,000 codes with :meth:`get` (then 45029); the returned
+        image's ``num_used`` tells how many are spent. Works only for a released Mini Program.
 
         Args:
             path: page with optional query, 1..128 bytes, e.g. ``"pages/index/index?x=1"``.
@@ -78,10 +80,11 @@ class WxaCode(Resource):
         is_hyaline: bool = False,
         env_version: str = "release",
         timeout: float | None = None,
-    ) -> bytes:
+    ) -> Image:
         """A Mini Program code for a page with query (``getQRCode``, interface A).
 
-        Shares a lifetime cap of 100,000 codes with :meth:`create_qrcode` (then 45029).
+        Shares a lifetime cap of 100,000 codes with :meth:`create_qrcode` (then 45029); the
+        returned image's ``num_used`` (WeChat's ``Num-Used`` header) tells how many are spent.
 
         Args:
             path: page with optional query, 1..1024 characters.
@@ -108,7 +111,7 @@ class WxaCode(Resource):
         line_color: tuple[int, int, int] | dict[str, int] | None = None,
         is_hyaline: bool = False,
         timeout: float | None = None,
-    ) -> bytes:
+    ) -> Image:
         """A Mini Program code with a scene, in unlimited numbers (``getUnlimitedQRCode``, B).
 
         Rate-limited by WeChat to 5,000 calls a minute per account; the client waits rather

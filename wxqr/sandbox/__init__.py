@@ -1,7 +1,8 @@
 """``wxqr.sandbox``: a faithful WeChat emulator that ships with the SDK.
 
 It answers every endpoint wxqr uses — both token kinds, ``qrcode/create`` + ``showqrcode``,
-``shorten``, the ``qrcodejump`` family, the three wxacode calls and the quota/rid APIs — from
+``shorten``, the ``qrcodejump`` family, the three wxacode calls, the quota/rid APIs and the
+callback-IP and network-check APIs — from
 the facts in the reference, over an explicit :class:`SandboxState`: accounts, a virtual clock,
 quotas, recorded requests and injected faults. Use it in-process (fast tests)::
 
@@ -14,8 +15,11 @@ or on a real socket (integration tests, benchmarks, manual poking)::
     with served(state) as base_url: ...          # uvicorn in a background thread
     $ wxqr sandbox --port 8900 --fault wxa/getwxacode:errcode:-1@2
 
-and in your own tests through the pytest plugin's ``wechat_sandbox`` fixture. Installing the
-``sandbox`` extra (``segno``, ``uvicorn``) is needed to draw images and to serve on a socket.
+and in your own tests through the pytest plugin's ``wechat_sandbox`` fixture. It also pushes
+scans to your server URL as WeChat does (``state.configure_push(url, token=...)``, then
+``await state.scan(ticket, openid=..., following=...)``; served: ``POST /sandbox/scan``).
+Installing the ``sandbox`` extra (``segno``, ``uvicorn``) is needed to draw images and to serve
+on a socket.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ._clients import SANDBOX_BASE_URL, sandbox_client, sandbox_http_client
 from ._clock import VirtualClock
 from ._faults import Fault, FaultKind, FaultPlan, parse_fault_spec
 from ._images import qr_png
+from ._push import Delivery, Push, PushConfig
 from ._serve import build_parser, serve, serve_main, served
 from ._state import (
     DEFAULT_APPID,
@@ -50,11 +55,14 @@ __all__ = [
     "ROUTES",
     "SANDBOX_BASE_URL",
     "Account",
+    "Delivery",
     "Fault",
     "FaultKind",
     "FaultPlan",
     "IssuedToken",
     "JumpRule",
+    "Push",
+    "PushConfig",
     "RecordedRequest",
     "Route",
     "SandboxState",

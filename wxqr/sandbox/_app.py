@@ -10,13 +10,15 @@ One app serves both WeChat hosts, routed by path: ``api.weixin.qq.com`` (``/cgi-
 ``/wxa/...``) and ``mp.weixin.qq.com`` (``/cgi-bin/showqrcode``). Unknown paths answer HTTP 404.
 
 Every token-authenticated API goes through the same steps (``_dispatch``): access token
-(41001/40001/42001), method (43002 unless POST), JSON body (the endpoint's own errcode), daily
-quota (45009), then the endpoint's handler. Handlers are synchronous and run under
+(41001/40014/40001/42001), method (``Route.method``: 43002 unless POST, 43001 unless GET for
+the GET APIs), JSON body of POST APIs (the endpoint's own errcode), daily quota (45009, and
+today's ``used`` count), then the endpoint's handler. Handlers are synchronous and run under
 ``state.lock``; only injected latency awaits (``anyio.sleep``, so trio works too).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +26,7 @@ import anyio
 import attrs
 import httpx
 
-from . import _openapi, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
+from . import _openapi, _push, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
 from ._faults import REPLACING_KINDS, Fault, FaultKind
 from ._http import (
     ASGIApp,
@@ -55,12 +57,14 @@ class Route:
         authenticated: needs ``?access_token=`` (then POST + a JSON object body are required).
         bad_json: the errcode for a body that is not a JSON object.
         empty_body: the errcode for an empty body; ``None`` treats it as ``{}``.
+        method: the HTTP method of an authenticated API (``"GET"`` APIs take no body).
     """
 
     handler: Callable[[Call], Response]
     authenticated: bool = True
     bad_json: int = 47001
     empty_body: int | None = None
+    method: str = "POST"
 
 
 _JUMP = "cgi-bin/wxopen/qrcodejump"
@@ -84,6 +88,11 @@ ROUTES: dict[str, Route] = {
     "cgi-bin/clear_quota": Route(_openapi.handle_clear_quota),
     "cgi-bin/openapi/quota/get": Route(_openapi.handle_quota_get),
     "cgi-bin/openapi/rid/get": Route(_openapi.handle_rid_get),
+    "cgi-bin/clear_quota/v2": Route(_openapi.handle_clear_quota_v2, authenticated=False),
+    "cgi-bin/openapi/quota/clear": Route(_openapi.handle_clear_api_quota),
+    "cgi-bin/getcallbackip": Route(_openapi.handle_getcallbackip, method="GET"),
+    "cgi-bin/get_api_domain_ip": Route(_openapi.handle_api_domain_ip, method="GET"),
+    "cgi-bin/callback/check": Route(_openapi.handle_callback_check),
 }
 
 _TOKEN_ENDPOINTS = {"cgi-bin/token": "token", "cgi-bin/stable_token": "stable_token"}
@@ -92,6 +101,10 @@ _HTML_PAGE = (
     '<!DOCTYPE html><html><head><meta charset="utf-8"><title>微信公众平台</title></head>'
     "<body><p>系统错误，请稍后再试。</p><p>System error, please try again later.</p></body></html>"
 )
+
+
+_SECRET_QUERY = re.compile(r"((?:^|&)(?:app)?secret=)[^&]*", re.IGNORECASE)
+_SECRET_JSON = re.compile(r'("(?:app)?secret"\s*:\s*")[^"]*', re.IGNORECASE)
 
 
 def _error(call: Call, errcode: int, errmsg: str, headers: list[tuple[str, str]]) -> Response:
@@ -105,8 +118,9 @@ def _error(call: Call, errcode: int, errmsg: str, headers: list[tuple[str, str]]
         rid=rid,
         appid=call.account.appid if call.account is not None else None,
         invoke_time=int(call.now),
-        request_url=call.request.raw_query,
-        request_body=call.request.body.decode("utf-8", "replace"),
+        # The token stays in request_url (WeChat's own example shows it); secrets do not.
+        request_url=_SECRET_QUERY.sub(r"\1***", call.request.raw_query),
+        request_body=_SECRET_JSON.sub(r"\1***", call.request.body.decode("utf-8", "replace")),
         response_body=response.body.decode(),
         client_ip=call.request.client or "",
     )
@@ -117,14 +131,15 @@ def _dispatch(call: Call, route: Route) -> Response:
     try:
         if route.authenticated:
             account = _tokens.authenticate(call)
-            if call.request.method != "POST":
-                raise Reject(43002)
-            if not call.request.body.strip() and route.empty_body is not None:
-                raise Reject(route.empty_body)
-            body = parse_json_object(call.request.body) if call.request.body.strip() else {}
-            if body is None:
-                raise Reject(route.bad_json)
-            call.body = body
+            if call.request.method != route.method:
+                raise Reject(43002 if route.method == "POST" else 43001)
+            if route.method == "POST":
+                if not call.request.body.strip() and route.empty_body is not None:
+                    raise Reject(route.empty_body)
+                body = parse_json_object(call.request.body) if call.request.body.strip() else {}
+                if body is None:
+                    raise Reject(route.bad_json)
+                call.body = body
             _tokens.consume_daily_quota(call, account)
         return route.handler(call)
     except Reject as reject:
@@ -237,6 +252,9 @@ def create_app(state: SandboxState) -> ASGIApp:
             body=body,
             client=_client_ip(scope),
         )
+        if request.path == _push.CONTROL_PATH:  # the test's "a user scans" button, not WeChat's API
+            await _send(send, await _push.handle_scan_control(state, request))
+            return
         endpoint = request.path.strip("/")
         with state.lock:
             record = RecordedRequest(

@@ -11,7 +11,8 @@ body the token's own ordinary link rules. Checks, in order:
   ``open_version`` not 1/2/3, empty ``path``, ``is_edit`` not 0/1, more than 5 ``debug_url``
   → 40097; a ``debug_url`` not under the prefix → 85068; ``is_edit=0`` on an existing prefix →
   85071; ``is_edit=1`` on a missing or published rule → 40097; a full list (100) → 85073.
-* delete / publish of an unknown prefix → 40097. publish: unreleased Mini Program → 85074;
+* delete / publish of an unknown prefix → 40097 (publish takes only ``prefix`` for either
+  family); publish: unreleased Mini Program → 85074;
   monthly quota (``Account.jump_publish_quota``, default 100) used up → 886000.
 * get (service-account form): ``get_type`` 0 (latest 10,000), 1 (``prefix_list`` ≤ 200) or 2
   (``page_num`` ≥ 1, ``page_size`` 1..200); anything else → 40097.
@@ -166,10 +167,18 @@ def handle_delete(call: Call) -> Response:
 
 
 def handle_publish(call: Call) -> Response:
-    """``qrcodejumppublish``: publish a rule (consumes the monthly publish quota)."""
+    """``qrcodejumppublish``: publish a rule (consumes the monthly publish quota).
+
+    The body is ``{prefix}`` for both families (reference §5.4): a prefix that is not one of the
+    account's ordinary rules is looked up among its service-account rules (an ``appid`` in the
+    body, which WeChat does not document here, narrows that search).
+    """
     account = _account(call)
     rules, appid = _family(call, account)
-    rule = rules.get(_key(appid, _prefix(call)))
+    prefix = _prefix(call)
+    rule = rules.get(_key(appid, prefix))
+    if rule is None and appid is None:
+        rule = next((r for (_, p), r in account.sa_jump_rules.items() if p == prefix), None)
     if rule is None:
         raise Reject(40097)
     if not account.released:

@@ -189,6 +189,18 @@ def build_parser(prog: str = "wxqr sandbox") -> argparse.ArgumentParser:
         "E.g. wxa/getwxacodeunlimit:errcode:45011@3, '*:latency:0.5%%0.1', cgi-bin/token:drop",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    push = parser.add_argument_group("scan pushes (POST /sandbox/scan triggers a scan)")
+    push.add_argument("--push-url", metavar="URL", help="your server URL, where scans are pushed")
+    push.add_argument("--push-token", metavar="T", help="the Token pushes are signed with")
+    push.add_argument("--push-aes-key", metavar="K", help="the 43-char EncodingAESKey")
+    push.add_argument(
+        "--push-mode", choices=("plain", "compatible", "safe"), default=None,
+        help="encryption mode (default: safe with --push-aes-key, else plain)",
+    )  # fmt: skip
+    push.add_argument(
+        "--push-duplicate", type=int, default=0, metavar="N",
+        help="fault: deliver every successful push N more times (test your de-duplication)",
+    )  # fmt: skip
     return parser
 
 
@@ -205,6 +217,14 @@ def state_from_args(args: argparse.Namespace) -> SandboxState:
     )
     for spec in args.fault:
         state.faults.add_spec(spec)
+    if args.push_url is not None or args.push_token is not None:
+        if not args.push_url or not args.push_token:
+            raise ValueError("--push-url and --push-token go together")
+        mode = args.push_mode or ("safe" if args.push_aes_key else "plain")
+        state.configure_push(
+            args.push_url, token=args.push_token, encoding_aes_key=args.push_aes_key,
+            mode=mode, appid=args.appid, duplicate=args.push_duplicate,
+        )  # fmt: skip
     return state
 
 

@@ -22,6 +22,7 @@ from ._clock import VirtualClock
 
 if TYPE_CHECKING:
     from ._faults import FaultPlan
+    from ._push import Push, PushConfig
 
 __all__ = [
     "DEFAULT_APPID",
@@ -173,7 +174,10 @@ class Account:
         jump_per_second: qrcodejump* calls per second across the family (44990 beyond).
         jump_rules_limit: rules per family (85073 beyond).
         jump_publish_quota: publishes per month (886000 beyond).
-        clear_quota_limit: clear_quota calls per month (48006 beyond).
+        clear_quota_limit: clear_quota + clear_quota/v2 calls per month (48006 beyond).
+        clear_api_quota_limit: openapi/quota/clear calls per month (45009 beyond).
+        callback_url: the push URL configured in the console (``callback/check`` resolves
+            and "pings" it; ``None``: none configured, 40201).
         stable_force_refresh_limit: forced stable_token refreshes per day (45009 beyond).
         qrcodejump_open: the ``qrcodejump_open`` flag ``qrcodejumpget`` reports.
     """
@@ -194,6 +198,8 @@ class Account:
     jump_rules_limit: int = 100
     jump_publish_quota: int = 100
     clear_quota_limit: int = 10
+    clear_api_quota_limit: int = 50
+    callback_url: str | None = "https://wxqr-sandbox.example/wechat"
     stable_force_refresh_limit: int = 20
     qrcodejump_open: int = 1
 
@@ -322,6 +328,9 @@ class SandboxState:
         self.tickets: dict[str, Ticket] = {}
         self.short_keys: dict[str, ShortKey] = {}
         self.rids: dict[str, RidRecord] = {}
+        #: where scans are pushed (``configure_push``), and every push made (``scan``)
+        self.push: PushConfig | None = None
+        self.pushes: list[Push] = []
         if default_account:
             self.add_account(DEFAULT_APPID, DEFAULT_SECRET)
 
@@ -397,6 +406,45 @@ class SandboxState:
         hexdigits = "0123456789abcdef"
         now = int(self.clock.now()) & 0xFFFFFFFF
         return f"{now:08x}-{self.random_string(8, hexdigits)}-{self.random_string(8, hexdigits)}"
+
+    # -- scan pushes (``_push.py``) --------------------------------------------------------------
+    def configure_push(self, url: str = "http://receiver/", **options: Any) -> PushConfig:
+        """Configure the account's server URL: where :meth:`scan` pushes events.
+
+        Args:
+            url: the server URL; with ``app=`` (an in-process ASGI app) only its path is used.
+            options: :class:`~wxqr.sandbox.PushConfig` attributes: ``token`` (required),
+                ``app``, ``encoding_aes_key``, ``mode`` (``plain``/``compatible``/``safe``),
+                ``appid`` (default: the default account's), ``account``, ``answer_timeout``,
+                ``deliveries``, ``duplicate``.
+
+        Raises:
+            ValidationError: an option is out of range (e.g. ``safe`` mode without a key).
+        """
+        from ._push import PushConfig
+
+        options.setdefault("appid", DEFAULT_APPID)
+        with self.lock:
+            self.push = PushConfig(url=url, **options)
+            return self.push
+
+    async def scan(
+        self,
+        ticket: Any,
+        *,
+        openid: str | None = None,
+        following: bool | None = None,
+        follow: bool = True,
+    ) -> Push | None:
+        """A user scans the code ``ticket``: push what WeChat would (see ``wxqr.sandbox._push``).
+
+        ``subscribe`` + ``qrscene_<scene>`` for a non-follower who follows, ``SCAN`` + scene for
+        a follower; nothing for an unknown or expired ticket or (``follow=False``) a
+        non-follower who does not follow. Returns the :class:`~wxqr.sandbox.Push` or ``None``.
+        """
+        from ._push import scan
+
+        return await scan(self, ticket, openid=openid, following=following, follow=follow)
 
     # -- test conveniences ---------------------------------------------------------------------
     def reset_counters(self) -> None:

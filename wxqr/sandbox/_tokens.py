@@ -15,15 +15,22 @@ Semantics (reference §1, §2):
   (41004), unknown appid (40013), wrong secret (40125), frozen secret (40243), client IP not in
   the account's whitelist (40164; only when the account has one). The IP whitelist applies to
   the token endpoints only.
-* An API call's ``access_token``: missing 41001, unknown or superseded 40001, expired 42001.
+* An API call's ``access_token``: missing 41001, not shaped like a token at all 40014,
+  unknown or superseded 40001, expired 42001.
 """
 
 from __future__ import annotations
+
+import re
 
 from ._http import Call, Reject, Response, as_bool, json_response, parse_json_object
 from ._state import TOKEN_OVERLAP, TOKEN_TTL, Account, IssuedToken
 
 __all__ = ["authenticate", "handle_stable_token", "handle_token"]
+
+#: What the sandbox's tokens look like (``SandboxState._token_string``): digits, ``_``, then
+#: base64url-ish characters; WeChat reserves 512 characters for them.
+_TOKEN_SHAPE = re.compile(r"[0-9]{1,4}_[A-Za-z0-9_\-]{16,508}")
 
 
 def _check_credentials(call: Call, grant_type: object, appid: object, secret: object) -> Account:
@@ -49,12 +56,10 @@ def _check_credentials(call: Call, grant_type: object, appid: object, secret: ob
 
 
 def consume_daily_quota(call: Call, account: Account) -> None:
-    """Count the call against the account's daily limit for the endpoint (45009 beyond it)."""
+    """Count the call in today's ``used`` for the endpoint; 45009 beyond its daily limit."""
     limit = account.daily_limits.get(call.endpoint)
-    if limit is None:
-        return
     day = call.state.clock.day()
-    if account.used(f"daily:{call.endpoint}", day) >= limit:
+    if limit is not None and account.used(f"daily:{call.endpoint}", day) >= limit:
         raise Reject(45009)
     account.bump(f"daily:{call.endpoint}", day)
 
@@ -112,7 +117,9 @@ def authenticate(call: Call) -> Account:
     token = call.state.tokens.get(value)
     account = call.state.accounts.get(token.appid) if token is not None else None
     if token is None or account is None:
-        raise Reject(40001)
+        # A string that cannot be a token at all is "invalid access_token" (40014); a
+        # well-formed one that is not (or no longer) known, "invalid credential" (40001).
+        raise Reject(40001 if _TOKEN_SHAPE.fullmatch(value) else 40014)
     call.account = account
     if call.now >= token.expires_at:
         raise Reject(40001 if token.superseded else 42001)

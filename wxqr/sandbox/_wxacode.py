@@ -18,12 +18,14 @@ What each image encodes is documented in ``_images.py``. Checks, in order:
 * A+C share ``Account.wxacode_limit`` (100,000 lifetime codes) → 45029; B is limited to
   ``Account.unlimited_per_minute`` (5000) calls per virtual minute → ``unlimited_rate_errcode``
   (45011; the legacy doc said 45009, set it to reproduce that).
-* ``getwxacode`` answers (success and error) carry ``Num-Used``: codes generated so far.
+* ``getwxacode`` and ``createwxaqrcode`` answers (success and error) carry ``Num-Used``: codes
+  generated so far by the two together.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -90,10 +92,20 @@ def _count_ac(account: Account) -> None:
     account.wxacode_used += 1
 
 
-def handle_createwxaqrcode(call: Call) -> Response:
-    """``POST cgi-bin/wxaapp/createwxaqrcode`` ``{path, width}`` (interface C)."""
+def _with_num_used(call: Call, make: Callable[[Account], Response]) -> Response:
+    # Every A and C answer, error or image, reports the codes used so far in ``Num-Used``.
     account = call.account
     assert account is not None
+    try:
+        response = make(account)
+    except Reject as reject:
+        reject.headers = [("Num-Used", str(account.wxacode_used))]
+        raise
+    response.headers.append(("Num-Used", str(account.wxacode_used)))
+    return response
+
+
+def _createwxaqrcode(call: Call, account: Account) -> Response:
     path = call.body.get("path")
     if _has_scancode_time(call, path):
         raise Reject(85096)
@@ -104,25 +116,26 @@ def handle_createwxaqrcode(call: Call) -> Response:
     return _image(path, style)
 
 
+def handle_createwxaqrcode(call: Call) -> Response:
+    """``POST cgi-bin/wxaapp/createwxaqrcode`` ``{path, width}`` (interface C), ``Num-Used``."""
+    return _with_num_used(call, lambda account: _createwxaqrcode(call, account))
+
+
+def _getwxacode(call: Call, account: Account) -> Response:
+    path = call.body.get("path")
+    if _has_scancode_time(call, path):
+        raise Reject(85096)
+    if not isinstance(path, str) or not path or len(path) > 1024:
+        raise Reject(40159)
+    _env_version(call)
+    style = _style(call, colours=True)
+    _count_ac(account)
+    return _image(path, style)
+
+
 def handle_getwxacode(call: Call) -> Response:
     """``POST wxa/getwxacode`` (interface A); every answer carries ``Num-Used``."""
-    account = call.account
-    assert account is not None
-    try:
-        path = call.body.get("path")
-        if _has_scancode_time(call, path):
-            raise Reject(85096)
-        if not isinstance(path, str) or not path or len(path) > 1024:
-            raise Reject(40159)
-        _env_version(call)
-        style = _style(call, colours=True)
-        _count_ac(account)
-        response = _image(path, style)
-    except Reject as reject:
-        reject.headers = [("Num-Used", str(account.wxacode_used))]
-        raise
-    response.headers.append(("Num-Used", str(account.wxacode_used)))
-    return response
+    return _with_num_used(call, lambda account: _getwxacode(call, account))
 
 
 def handle_getwxacodeunlimit(call: Call) -> Response:
