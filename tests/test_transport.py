@@ -455,6 +455,7 @@ def test_default_rate_limits_are_the_documented_ones():
     assert dict(wxqr.DEFAULT_RATE_LIMITS) == {
         "getwxacodeunlimit": wxqr.RateLimit(5000, 60.0),
         "qrcodejump": wxqr.RateLimit(5, 1.0),
+        "wxalink": wxqr.RateLimit(100, 1.0),
     }
 
 

@@ -274,6 +274,9 @@ class Job(Protocol):
         columns: the job's result columns between ``file`` and ``error``.
         options: every option that shapes the results (kind, page, width, colours...), as
             strings; recorded in ``manifest.json`` and compared on ``--resume``.
+
+    A job may also set ``writes_files = False`` (``wxqr links``: its results are the manifest's
+    columns): then the manifest has no ``file`` column and ``--resume`` keeps every ``ok`` row.
     """
 
     @property
@@ -312,14 +315,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: Quotas that refuse every remaining item alike: the daily quota (45009), link generations
+#: today (44993), permanent Short Links for good (85400).
+_STOP_ERRCODES: Final = frozenset({45009, 44993, 85400})
+
+
 def stop_cause(exc: BaseException) -> Stop | None:
     """The :class:`Stop` for an error every remaining item would hit alike, else ``None``.
 
     Account-level errcodes (``APIError.account_level``: wrong AppID/AppSecret, IP not
-    whitelisted, frozen secret...), the daily quota (45009), the token cache (Redis) down, and
+    whitelisted, frozen secret, unreleased Mini Program...), the daily quotas (45009, 44993),
+    the permanent Short Link cap (85400), the token cache (Redis) down, and
     the output folder refusing writes (disk full, permissions).
     """
-    if isinstance(exc, APIError) and (exc.account_level or exc.errcode == 45009):
+    if isinstance(exc, APIError) and (exc.account_level or exc.errcode in _STOP_ERRCODES):
         meaning = exc.meaning or exc.errmsg
         return Stop(_describe(exc), f"{meaning} (errcode {exc.errcode}, on {exc.endpoint})")
     if isinstance(exc, TokenCacheError):
@@ -370,21 +379,27 @@ def atomic_write(
         raise
 
 
+def writes_files(job: Job) -> bool:
+    """Whether ``job`` saves a file per item (the manifest then has a ``file`` column)."""
+    return bool(getattr(job, "writes_files", True))
+
+
 def write_manifest(
     out_dir: Path, job: Job, rows: Sequence[Row], *, mode: int | None = None
 ) -> None:
     """Atomically (re)write ``DIR/manifest.csv``: the header, then one line per input row."""
     width = len(job.columns)
+    files = writes_files(job)
 
     def lines(fh: IO[str]) -> None:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow((job.key, "status", "file", *job.columns, "error"))
+        writer.writerow((job.key, "status", *(("file",) if files else ()), *job.columns, "error"))
         for row in rows:
             state = row.state  # one read: a consistent snapshot of the row
             ext, values = state[1], state[3:]
-            name = file_stem(row.item) + ext if ext else ""
+            name = (file_stem(row.item) + ext if ext else "",) if files else ()
             writer.writerow(
-                (row.item, state[0], name, *values, *("",) * (width - len(values)), state[2])
+                (row.item, state[0], *name, *values, *("",) * (width - len(values)), state[2])
             )
 
     atomic_write(out_dir / MANIFEST, lines, mode=mode)
@@ -469,16 +484,21 @@ def load_previous(
             reader = csv.reader(_lines(fh, str(path)), strict=True)
             header = next(reader, [])
             index = {name: i for i, name in enumerate(header)}
-            if not {job.key, "status", "file"} <= set(index):
+            files = writes_files(job)
+            if not {job.key, "status", *(("file",) if files else ())} <= set(index):
                 raise UsageError(f"cannot resume: {path} is not a wxqr manifest")
             extra = [index.get(name) for name in job.columns]
             for fields in reader:
                 if len(fields) != len(header):
                     continue
                 row = rows.get(fields[index[job.key]])
-                name = fields[index["file"]]
                 if row is None or row.status == OK or fields[index["status"]] != OK:
                     continue
+                if not files:  # the results are the columns themselves
+                    row.state = (OK, "", "", *("" if i is None else fields[i] for i in extra))
+                    kept += 1
+                    continue
+                name = fields[index["file"]]
                 stem, dot, ext = name.rpartition(".")
                 if Path(name).name != name or stem != file_stem(row.item) or not dot:
                     continue

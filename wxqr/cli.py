@@ -6,6 +6,8 @@
     wxqr wxacode [--page PAGE] [--width N] [--env-version V] [--no-check-path]
                  [--line-color R,G,B | --auto-color] [--hyaline]
                  [--from FILE] [SCENE ...] --out DIR
+    wxqr links   --kind scheme|urllink|shortlink [--path PAGE] [--expires-in-days N]
+                 [--env-version V] [--title T] [--permanent] [--from FILE] [QUERY ...] --out DIR
     wxqr sandbox ...                       (serve the WeChat emulator: wxqr.sandbox.serve_main)
     wxqr --version
 
@@ -29,6 +31,7 @@ What a run produces in ``DIR``:
   scene, in input order (``status``: ``ok``, ``failed``, ``skipped`` after an early stop,
   ``pending`` only in a manifest left by an interrupted run); ``manifest.json``: the command,
   the options that shape the images and the account, which ``--resume`` must match.
+* ``wxqr links`` writes no files: its ``manifest.csv`` is ``query,status,link,expire_time,error``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +65,15 @@ from ._ratelimit import DEFAULT_RATE_LIMITS, RateLimit
 from .errors import ValidationError
 from .models import EnvVersion
 
-__all__ = ["COMMANDS", "BatchCommand", "QrCodeJob", "WxaCodeJob", "main", "qrcode_scene"]
+__all__ = [
+    "COMMANDS",
+    "BatchCommand",
+    "LinksJob",
+    "QrCodeJob",
+    "WxaCodeJob",
+    "main",
+    "qrcode_scene",
+]
 
 #: Lifetime of temporary Official Account codes unless ``--expire`` says otherwise: 7 days.
 DEFAULT_EXPIRE: Final = 604_800
@@ -164,6 +176,73 @@ class WxaCodeJob:
         return Result(image)
 
 
+#: Lifetime WeChat gives a scheme / URL Link without an expiry, and every short-term Short Link.
+LINK_DEFAULT_DAYS: Final = 30
+LINK_KINDS: Final = ("scheme", "urllink", "shortlink")
+
+
+@dataclass(frozen=True)
+class LinksJob:
+    """A Mini Program link per query: URL Scheme, URL Link or Short Link (``wxqr links``).
+
+    The results are the manifest's columns (``query,status,link,expire_time,error``): no file
+    is written per item. ``expire_time`` is computed here (Unix seconds: the moment WeChat
+    answered plus the lifetime asked for, 30 days by default; ``0`` for a permanent Short
+    Link), since WeChat's answer carries none.
+    """
+
+    kind: str
+    path: str | None = None
+    env_version: EnvVersion | None = None
+    expires_in_days: int | None = None
+    title: str | None = None
+    permanent: bool = False
+    command: str = "links"
+    key: str = "query"
+    columns: tuple[str, ...] = ("link", "expire_time")
+    writes_files: bool = False
+
+    @property
+    def options(self) -> Mapping[str, str]:
+        """The options that shape the links (recorded in the manifest)."""
+        return {
+            "kind": self.kind,
+            "path": self.path or "",
+            "env_version": self.env_version or "",
+            "expires_in_days": "" if self.expires_in_days is None else str(self.expires_in_days),
+            "title": self.title or "",
+            "permanent": str(self.permanent).lower(),
+        }
+
+    async def run(self, client: Client, item: str) -> Result:
+        """Generate the link of the query ``item``."""
+        if self.kind == "shortlink":
+            assert self.path is not None
+            link = await client.links.generate_short_link(
+                f"{self.path}?{item}", title=self.title, permanent=self.permanent
+            )
+            if self.permanent:
+                return Result(None, (link, "0"))
+        elif self.kind == "scheme":
+            scheme = await client.links.generate_scheme(
+                path=self.path,
+                query=item,
+                env_version=self.env_version,
+                expires_in_days=self.expires_in_days,
+            )
+            link = scheme.openlink
+        else:
+            url_link = await client.links.generate_url_link(
+                path=self.path,
+                query=item,
+                env_version=self.env_version,
+                expires_in_days=self.expires_in_days,
+            )
+            link = url_link.url_link
+        days = self.expires_in_days or LINK_DEFAULT_DAYS
+        return Result(None, (link, str(int(time.time()) + days * 86400)))
+
+
 def _checked(option: str, check: Callable[[Any], Any], value: Any) -> None:
     try:
         check(value)
@@ -189,6 +268,73 @@ def _wxacode_job(args: argparse.Namespace) -> Job:
         auto_color=args.auto_color,
         line_color=args.line_color,
         is_hyaline=args.hyaline,
+    )
+
+
+def _links_job(args: argparse.Namespace) -> Job:
+    short = args.kind == "shortlink"
+    if short:
+        if args.path is None:
+            raise UsageError("--path: required for --kind shortlink (the page, e.g. pages/a/a)")
+        _checked("--path", v.page_url, args.path)
+        if "?" in args.path:
+            raise UsageError("--path: no query for shortlink: each QUERY is appended as ?QUERY")
+        for option, value in (
+            ("--expires-in-days", args.expires_in_days),
+            ("--env-version", args.env_version),
+        ):
+            if value is not None:
+                raise UsageError(f"{option}: not for shortlink (short-term links live 30 days)")
+        if args.title is not None:
+            _checked("--title", lambda t: v.text("title", t, max_len=256), args.title)
+            if len(args.title) > 20:
+                print(
+                    "wxqr: note: WeChat shows the first 20 characters of --title", file=sys.stderr
+                )
+    else:
+        if args.path is not None:
+            _checked("--path", v.link_path, args.path)
+        if args.expires_in_days is not None:
+            _checked("--expires-in-days", lambda d: v.link_expiry(None, d, 0), args.expires_in_days)
+        for option, given in (("--title", args.title is not None), ("--permanent", args.permanent)):
+            if given:
+                raise UsageError(f"{option}: only for --kind shortlink")
+    return LinksJob(
+        kind=args.kind,
+        path=args.path,
+        env_version=args.env_version,
+        expires_in_days=args.expires_in_days,
+        title=args.title,
+        permanent=args.permanent,
+    )
+
+
+def _links_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        required=True,
+        choices=LINK_KINDS,
+        help="scheme: weixin://dl/business/?t=... ; urllink: https://wxaurl.cn/... ; "
+        "shortlink: #小程序://... (opens inside WeChat only)",
+    )
+    parser.add_argument(
+        "--path",
+        help="page opened, without a query (default: the home page; required for shortlink)",
+    )
+    parser.add_argument(
+        "--expires-in-days",
+        type=int,
+        metavar="DAYS",
+        help=f"scheme/urllink lifetime, 1..30 (default: WeChat's, {LINK_DEFAULT_DAYS} days)",
+    )
+    parser.add_argument("--env-version", choices=v.ENV_VERSIONS, help="scheme/urllink only")
+    parser.add_argument(
+        "--title", help="shortlink page title (WeChat shows 20 characters, then '...')"
+    )
+    parser.add_argument(
+        "--permanent",
+        action="store_true",
+        help="permanent shortlinks (at most 100,000 per account, for good)",
     )
 
 
@@ -268,6 +414,17 @@ COMMANDS: dict[str, BatchCommand] = {
         "0-9 a-z A-Z !#$&'()*+,/:;=?@-._~",
         _wxacode_arguments,
         _wxacode_job,
+    ),
+    "links": BatchCommand(
+        "links",
+        "Mini Program links: URL Scheme, URL Link, Short Link",
+        "Mini Program links in bulk: one link per QUERY (k1=v1&k2=v2, <= 1024 characters of "
+        "0-9 a-z A-Z !#$&'()*+,/:;=?@-._~%) opening --path. DIR/manifest.csv has the columns "
+        "query,status,link,expire_time,error (expire_time: Unix seconds, computed; 0 = "
+        "permanent). Scheme and URL Link generation share WeChat's 100 calls/s (respected "
+        "client-side) and 500,000 a day.",
+        _links_arguments,
+        _links_job,
     ),
 }
 
@@ -483,7 +640,7 @@ def _common_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="BUCKET=CALLS/SECONDS",
         help="client-side rate limit, repeatable (default getwxacodeunlimit=5000/60, "
-        "qrcodejump=5/1); with --redis it is shared by every process",
+        "qrcodejump=5/1, wxalink=100/1); with --redis it is shared by every process",
     )
     return common
 
