@@ -51,7 +51,7 @@ from . import _validate as v
 from ._decoder import decode
 from ._ratelimit import RateLimit, RateLimiter
 from ._tokens import TokenManager
-from ._wire import JSON_HEADERS, BodyTooLarge, Target, Wire, WireError, dumps, redact
+from ._wire import JSON_HEADERS, BodyTooLarge, Sealed, Target, Wire, WireError, dumps, redact
 from .caches._base import _OPERATION_BOUND
 from .errors import (
     AccessTokenError,
@@ -306,7 +306,9 @@ class Transport:
         params: Mapping[str, str] | None,
         timeout: float | None,
     ) -> Any:
-        body = None if json is None else dumps(json)  # encoded once, whatever the attempts
+        # Encoded once, whatever the attempts; Sealed: a body may hold the AppSecret
+        # (clear_quota_with_secret), and traceback locals must not show it.
+        body = None if json is None else Sealed(dumps(json))
         bucket = endpoint.rate_bucket
         limit = self._rate_limits.get(bucket) if bucket else None
         gate: Any = self._gates[bucket] if limit is not None and bucket else _NO_GATE
