@@ -1,22 +1,25 @@
 """wxqr in an aiohttp app: one client per app (``cleanup_ctx``), images, batches, errors mapped.
 
-Run it (``pip install 'wxqr[cli]'``)::
+Run it (``pip install 'wxqr[cli]'``), from the checkout's root::
 
-    WXQR_SANDBOX=1 python examples/aiohttp_app.py              # the embedded emulator
-    WXQR_APPID=wx... WXQR_SECRET=... python examples/aiohttp_app.py
+    WXQR_SANDBOX=1 python examples/aiohttp_app.py --port 8080     # the embedded emulator
+    WXQR_SANDBOX=1 python -m aiohttp.web -H 127.0.0.1 -P 8080 examples.aiohttp_app:init_func
+    WXQR_APPID=wx... WXQR_SECRET=... python examples/aiohttp_app.py --host 0.0.0.0
 
     curl -o code.png localhost:8080/qrcode/order-9
     curl -X POST localhost:8080/qrcodes -d '{"scenes": ["1", "2", "order-9"]}'
 
 The same API as ``fastapi_app.py``: ``GET /qrcode/{scene}`` answers the image,
-``POST /qrcodes`` creates up to 100 tickets with a bounded ``asyncio.gather``, and a middleware
-maps wxqr's exceptions to HTTP answers (:func:`error_answer`). With ``WXQR_PUSH_TOKEN`` set,
-``/wechat`` receives WeChat's scan pushes (:func:`mount_scan_receiver`) and ``GET /scans`` lists
-who scanned which scene.
+``POST /qrcodes`` creates up to 100 tickets with a bounded ``asyncio.gather``,
+``GET /showqrcode?ticket=`` answers a ticket's image, and a middleware maps wxqr's exceptions
+to HTTP answers (:func:`error_answer`); a malformed request is a 422 with the same JSON shape.
+With ``WXQR_PUSH_TOKEN`` set, ``/wechat`` receives WeChat's scan pushes
+(:func:`mount_scan_receiver`) and ``GET /scans`` lists who scanned which scene.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
@@ -28,12 +31,14 @@ from aiohttp import web
 
 import wxqr
 from wxqr import events
+from wxqr.sandbox import SANDBOX_BASE_URL
 
 DEFAULT_EXPIRE = 604_800  # 7 days
 BATCH_CONCURRENCY = 16
 MAX_BATCH = 100
 WX = web.AppKey("wx", wxqr.Client)
-_INT = re.compile(r"-?[1-9][0-9]*")
+# The rule of `wxqr qrcode`: a canonical decimal integer (0 included) is a scene_id.
+_INT = re.compile(r"-?[1-9][0-9]*|0")
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +80,21 @@ def _scene(scene: str) -> dict[str, Any]:
     return {"scene_id": int(scene)} if _INT.fullmatch(scene) else {"scene_str": scene}
 
 
+def _bad_request(argument: str, message: str) -> web.Response:
+    """A 422 shaped like a ValidationError's answer (and like FastAPI's in fastapi_app.py)."""
+    body = {"error": "ValidationError", "message": message, "argument": argument}
+    return web.json_response(body, status=422)
+
+
+def _image_url(request: web.Request, wx: wxqr.Client, ticket: wxqr.QrTicket) -> str:
+    """WeChat's showqrcode URL, or this app's when the client is the in-process sandbox."""
+    url = wx.qrcode.show_url(ticket)
+    if url.startswith(SANDBOX_BASE_URL + "/"):
+        path = request.app.router["showqrcode"].url_for().with_query(ticket=ticket.ticket)
+        return str(request.url.join(path))
+    return url
+
+
 @web.middleware
 async def wxqr_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn a wxqr exception raised by a handler into its HTTP answer."""
@@ -91,7 +111,7 @@ async def qrcode(request: web.Request) -> web.Response:
     try:
         expire = int(request.query.get("expire_seconds", DEFAULT_EXPIRE))
     except ValueError:
-        raise web.HTTPUnprocessableEntity(text="expire_seconds must be an integer") from None
+        return _bad_request("expire_seconds", "must be an integer")
     ticket = await wx.qrcode.create_temporary(
         expire_seconds=expire, **_scene(request.match_info["scene"])
     )
@@ -108,13 +128,13 @@ async def qrcodes(request: web.Request) -> web.Response:
         scenes = payload["scenes"]
         expire = payload.get("expire_seconds", DEFAULT_EXPIRE)
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise web.HTTPUnprocessableEntity(text='expected {"scenes": [...]}') from None
+        return _bad_request("scenes", 'expected a JSON object {"scenes": [...]}')
     if (
         not isinstance(scenes, list)
         or not 1 <= len(scenes) <= MAX_BATCH
         or not all(isinstance(s, str) for s in scenes)
     ):
-        raise web.HTTPUnprocessableEntity(text=f"scenes: 1..{MAX_BATCH} strings")
+        return _bad_request("scenes", f"must be a list of 1..{MAX_BATCH} strings")
     bound = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def one(scene: str) -> dict[str, Any]:
@@ -129,12 +149,21 @@ async def qrcodes(request: web.Request) -> web.Response:
             "ok": True,
             "ticket": ticket.ticket,
             "url": ticket.url,
-            "image_url": wx.qrcode.show_url(ticket),
+            "image_url": _image_url(request, wx, ticket),
             "expire_seconds": ticket.expire_seconds,
         }
 
     results = await asyncio.gather(*(one(scene) for scene in scenes))
     return web.json_response({"results": results})
+
+
+async def showqrcode(request: web.Request) -> web.Response:
+    """``GET /showqrcode?ticket=``: the image of a ticket (what WeChat's showqrcode answers)."""
+    ticket = request.query.get("ticket")
+    if not ticket:
+        return _bad_request("ticket", "required")
+    image = await request.app[WX].qrcode.show(ticket)
+    return web.Response(body=image, content_type=_MEDIA_TYPES[wxqr.image_kind(image) or "png"])
 
 
 def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> web.Application:
@@ -147,8 +176,9 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> w
 
     app = web.Application(middlewares=[wxqr_errors])
     app.cleanup_ctx.append(wx_client)
-    app.router.add_get("/qrcode/{scene:.+}", qrcode)
+    app.router.add_get("/qrcode/{scene:.*}", qrcode)  # an empty scene: 422, as in FastAPI
     app.router.add_post("/qrcodes", qrcodes)
+    app.router.add_get("/showqrcode", showqrcode, name="showqrcode")
     return app
 
 
@@ -195,8 +225,27 @@ def mount_scan_receiver(app: web.Application, receiver: events.Receiver) -> web.
     return app
 
 
+def app_from_env() -> web.Application:
+    """The app, with the scan receiver mounted when ``WXQR_PUSH_TOKEN`` is set."""
+    app = create_app()
+    if (receiver := receiver_from_env()) is not None:
+        mount_scan_receiver(app, receiver)
+    return app
+
+
+def init_func(argv: list[str] | None = None) -> web.Application:
+    """For ``python -m aiohttp.web [-H HOST] [-P PORT] examples.aiohttp_app:init_func``."""
+    return app_from_env()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python examples/aiohttp_app.py [--host HOST] [--port PORT]``."""
+    parser = argparse.ArgumentParser(description="wxqr in an aiohttp app")
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    args = parser.parse_args(argv)
+    web.run_app(app_from_env(), host=args.host, port=args.port)
+
+
 if __name__ == "__main__":
-    _app = create_app()
-    if (_receiver := receiver_from_env()) is not None:
-        mount_scan_receiver(_app, _receiver)
-    web.run_app(_app)
+    main()

@@ -15,7 +15,10 @@ Run it (``pip install 'wxqr[cli]' fastapi``)::
   decimal integer is a ``scene_id``, anything else a ``scene_str``).
 * ``POST /qrcodes``: up to 100 scenes at once with ``asyncio.gather``, at most
   ``BATCH_CONCURRENCY`` at a time; one JSON result per scene, failures included.
-* wxqr's exceptions become HTTP answers in one place (:func:`error_answer`).
+* ``GET /showqrcode?ticket=``: the image of a ticket (``image_url`` points here when the
+  client is the in-process sandbox, whose own URLs cannot be fetched from outside).
+* wxqr's exceptions become HTTP answers in one place (:func:`error_answer`); a malformed
+  request is a 422 with the same JSON shape (``{"error": "ValidationError", "argument", ...}``).
 * ``/wechat``: the scan receiver (:func:`mount_scan_receiver`, when ``WXQR_PUSH_TOKEN`` is set):
   prints who scanned which scene; ``GET /scans`` lists them.
 """
@@ -31,15 +34,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 import wxqr
 from wxqr import events
+from wxqr.sandbox import SANDBOX_BASE_URL
 
 DEFAULT_EXPIRE = 604_800  # 7 days
 BATCH_CONCURRENCY = 16
-_INT = re.compile(r"-?[1-9][0-9]*")
+# The rule of `wxqr qrcode`: a canonical decimal integer (0 included) is a scene_id.
+_INT = re.compile(r"-?[1-9][0-9]*|0")
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif"}
 
 
@@ -89,6 +95,14 @@ def _scene(scene: str) -> dict[str, Any]:
     return {"scene_id": int(scene)} if _INT.fullmatch(scene) else {"scene_str": scene}
 
 
+def _image_url(request: Request, wx: wxqr.Client, ticket: wxqr.QrTicket) -> str:
+    """WeChat's showqrcode URL, or this app's when the client is the in-process sandbox."""
+    url = wx.qrcode.show_url(ticket)
+    if url.startswith(SANDBOX_BASE_URL + "/"):
+        return str(request.url_for("showqrcode").include_query_params(ticket=ticket.ticket))
+    return url
+
+
 class Batch(BaseModel):
     """The body of ``POST /qrcodes``."""
 
@@ -111,6 +125,20 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> F
     async def on_wxqr_error(request: Request, exc: wxqr.WxqrError) -> JSONResponse:
         status, body, headers = error_answer(exc)
         return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        (first, *_) = exc.errors()
+        argument = ".".join(str(part) for part in first["loc"][1:])  # after "body"/"query"
+        body = {"error": "ValidationError", "message": first["msg"], "argument": argument}
+        return JSONResponse(body, status_code=422)
+
+    @app.get("/showqrcode", name="showqrcode")
+    async def showqrcode(ticket: str, request: Request) -> Response:
+        """The image of a ticket (what WeChat's showqrcode answers)."""
+        wx: wxqr.Client = request.app.state.wx
+        image = await wx.qrcode.show(ticket)
+        return Response(image, media_type=_MEDIA_TYPES[wxqr.image_kind(image) or "png"])
 
     @app.get("/qrcode/{scene:path}")
     async def qrcode(
@@ -143,7 +171,7 @@ def create_app(client_factory: Callable[[], wxqr.Client] = client_from_env) -> F
                 "ok": True,
                 "ticket": ticket.ticket,
                 "url": ticket.url,
-                "image_url": wx.qrcode.show_url(ticket),
+                "image_url": _image_url(request, wx, ticket),
                 "expire_seconds": ticket.expire_seconds,
             }
 

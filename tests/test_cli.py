@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from wxqr import image_kind
-from wxqr.cli import file_stem, read_scenes
+from wxqr._batch import file_stem, read_items
 from wxqr.sandbox import DEFAULT_APPID, DEFAULT_SECRET, SandboxState, served
 
 zxingcpp = pytest.importorskip("zxingcpp")
 Image = pytest.importorskip("PIL.Image")
 
+MANIFEST_FILES = ["manifest.csv", "manifest.json"]
 FIELDS = ["scene", "status", "file", "ticket", "url", "error"]
 
 
@@ -66,7 +67,7 @@ def test_qrcode_batch_from_file_in_the_sandbox(tmp_path):
     assert {r["status"] for r in rows} == {"ok"}
     names = {r["file"] for r in rows}
     assert len(names) == 40  # distinct scenes never share a file
-    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "manifest.csv"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, *MANIFEST_FILES])
     for row in rows:
         image = out / row["file"]
         assert image.parent == out
@@ -194,7 +195,7 @@ def test_wxacode_batch_in_the_sandbox(tmp_path):
 def test_csv_with_a_scene_header_and_stdin(tmp_path):
     source = tmp_path / "scenes.csv"
     source.write_text('\ufeffscene,note\nA-1,first\n"b,2",second\n,blank\nc3\n', encoding="utf-8")
-    assert read_scenes(str(source)) == ["A-1", "b,2", "c3"]
+    assert read_items(str(source)) == ["A-1", "b,2", "c3"]
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "wxqr", "wxacode", "--sandbox", "--from", "-", "--out", str(out)],
@@ -223,7 +224,7 @@ def test_file_names_stay_inside_the_output_directory(scene):
 
 def test_against_a_served_sandbox_with_credentials_and_bounded_concurrency(tmp_path):
     state = SandboxState(seed=5)
-    state.faults.add("cgi-bin/qrcode/create", "errcode", errcode=45009, times=2)
+    state.faults.add("cgi-bin/qrcode/create", "errcode", errcode=40053, times=2)
     state.faults.add("cgi-bin/qrcode/create", "latency", seconds=0.05, probability=1.0)
     out = tmp_path / "out"
     with served(state) as base_url:
@@ -236,8 +237,8 @@ def test_against_a_served_sandbox_with_credentials_and_bounded_concurrency(tmp_p
     rows = manifest(out)
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 2
-    assert all("QuotaExceededError" in r["error"] for r in failed)
-    assert all("45009" in r["error"] and "rid: " in r["error"] for r in failed)
+    assert all("InvalidRequestError" in r["error"] for r in failed)
+    assert all("40053" in r["error"] and "rid: " in r["error"] for r in failed)
     assert sum(r["status"] == "ok" for r in rows) == 10
     assert state.token_fetches["stable_token"] == 1
     assert state.max_in_flight["cgi-bin/qrcode/create"] == 3  # --concurrency, used and bounded

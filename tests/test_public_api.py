@@ -24,9 +24,12 @@ PUBLIC = [
     "CallbackDns",
     "CallbackPing",
     "Client",
+    "CloudBase",
     "CredentialError",
+    "EnvVersion",
     "HTTPStatusError",
     "Image",
+    "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",
@@ -43,6 +46,8 @@ PUBLIC = [
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "RidInfo",
+    "Scheme",
+    "SchemeInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",
@@ -50,6 +55,8 @@ PUBLIC = [
     "TokenCacheError",
     "TokenProvider",
     "TransportError",
+    "UrlLink",
+    "UrlLinkInfo",
     "ValidationError",
     "WxqrError",
     "__version__",
@@ -157,3 +164,26 @@ def test_the_client_has_every_resource():
     assert isinstance(client.qrcode_jump, QrCodeJump)
     assert isinstance(client.wxacode, WxaCode)
     assert isinstance(client.openapi, OpenApi)
+
+
+def test_help_of_client_lists_every_resource_group():
+    import pydoc
+    from functools import cached_property
+
+    text = pydoc.render_doc(wxqr.Client, renderer=pydoc.plaintext)
+    resources = [n for n, m in vars(wxqr.Client).items() if isinstance(m, cached_property)]
+    assert {"qrcode", "shorten", "qrcode_jump", "wxacode"} <= set(resources)
+    listed = text.split("Resources:", 1)[1].split("Methods defined here", 1)[0]
+    for name in resources:
+        summary = getattr(wxqr.Client, name).__doc__.strip().splitlines()[0]
+        assert f"{name}: {summary}" in listed, name
+
+
+def test_image_kind_and_env_version_are_literal_types():
+    import typing
+
+    assert typing.get_args(wxqr.ImageKind) == ("png", "jpeg", "gif")
+    assert typing.get_args(wxqr.EnvVersion) == ("release", "trial", "develop")
+    assert typing.get_type_hints(wxqr.image_kind)["return"] == wxqr.ImageKind | None
+    for method in (WxaCode.get, WxaCode.get_unlimited):
+        assert typing.get_type_hints(method)["env_version"] == wxqr.EnvVersion

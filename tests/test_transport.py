@@ -407,7 +407,9 @@ async def test_max_concurrency_bounds_requests_in_flight():
 
     assert len(results) == 500
     assert len(fake.api_requests) == 500
-    assert fake.max_in_flight == 10  # reached, never exceeded
+    # The bound is never exceeded; how close a loaded machine gets to it is timing, not
+    # behaviour (it once saw 9), so only "more than one at a time" is asserted below it.
+    assert 2 <= fake.max_in_flight <= 10
     assert len(fake.token_requests) == 1
 
 
@@ -453,6 +455,7 @@ def test_default_rate_limits_are_the_documented_ones():
     assert dict(wxqr.DEFAULT_RATE_LIMITS) == {
         "getwxacodeunlimit": wxqr.RateLimit(5000, 60.0),
         "qrcodejump": wxqr.RateLimit(5, 1.0),
+        "wxalink": wxqr.RateLimit(100, 1.0),
     }
 
 

@@ -8,7 +8,7 @@ Everything public is importable from here (plus ``wxqr.caches``, ``wxqr.errors``
 from __future__ import annotations
 
 from ._client import Client
-from ._decoder import Image, image_kind
+from ._decoder import Image, ImageKind, image_kind
 from ._ratelimit import DEFAULT_RATE_LIMITS, MemoryRateLimiter, RateLimit, RateLimiter
 from ._tokens import TokenProvider
 from .caches import CachedToken, MemoryTokenCache, TokenCache
@@ -36,13 +36,19 @@ from .models import (
     CallbackCheck,
     CallbackDns,
     CallbackPing,
+    CloudBase,
+    EnvVersion,
     QrJumpFile,
     QrJumpRule,
     QrJumpRules,
     QrTicket,
     RateWindow,
     RidInfo,
+    Scheme,
+    SchemeInfo,
     ShortenData,
+    UrlLink,
+    UrlLinkInfo,
 )
 
 __version__ = "0.1.0"
@@ -58,9 +64,12 @@ __all__ = [
     "CallbackDns",
     "CallbackPing",
     "Client",
+    "CloudBase",
     "CredentialError",
+    "EnvVersion",
     "HTTPStatusError",
     "Image",
+    "ImageKind",
     "InvalidRequestError",
     "MemoryRateLimiter",
     "MemoryTokenCache",
@@ -77,6 +86,8 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "RidInfo",
+    "Scheme",
+    "SchemeInfo",
     "ShortenData",
     "SystemBusyError",
     "TicketNotFoundError",
@@ -84,6 +95,8 @@ __all__ = [
     "TokenCacheError",
     "TokenProvider",
     "TransportError",
+    "UrlLink",
+    "UrlLinkInfo",
     "ValidationError",
     "WxqrError",
     "__version__",

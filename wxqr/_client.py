@@ -19,7 +19,7 @@ from ._transport import Transport, install_log_redaction
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Wire, WireChoice, make_wire
 from .caches import MemoryTokenCache, TokenCache
 from .errors import ValidationError
-from .resources import OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
+from .resources import Links, OpenApi, QrCode, QrCodeJump, Shorten, WxaCode
 
 __all__ = ["Client"]
 
@@ -167,8 +167,8 @@ class Client:
             until its last 5 minutes, so a margin above 300 s does not bring a new token
             earlier: the refresh returns the current one, which is then used until half of its
             remaining life has passed (one extra fetch per token lifetime, never one per call).
-        rate_limits: client-side limits per bucket (``"getwxacodeunlimit"``, ``"qrcodejump"``);
-            ``{}`` switches them off.
+        rate_limits: client-side limits per bucket (``"getwxacodeunlimit"``, ``"qrcodejump"``,
+            ``"wxalink"``); ``{}`` switches them off.
         rate_limiter: where rate budgets are kept: in memory (default) or
             ``wxqr.caches.RedisRateLimiter`` to share them between processes.
         retry_backoff: first backoff delay in seconds (doubles per retry, capped at 8 s).
@@ -381,3 +381,21 @@ class Client:
     def wxacode(self) -> WxaCode:
         """Mini Program codes (``createwxaqrcode``, ``getwxacode``, ``getwxacodeunlimit``)."""
         return WxaCode(self._transport)
+
+    @cached_property
+    def links(self) -> Links:
+        """Mini Program links: URL Scheme, NFC scheme, URL Link, Short Link (``wxa/...``)."""
+        return Links(self._transport)
+
+
+def _document_resources(cls: type) -> None:
+    """Append the resource groups to the class docstring (``help(wxqr.Client)`` lists them)."""
+    lines = []
+    for name, member in vars(cls).items():
+        if isinstance(member, cached_property) and not name.startswith("_"):
+            summary = (member.__doc__ or "").strip().splitlines()[0]
+            lines.append(f"        {name}: {summary}")
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Resources:\n" + "\n".join(lines) + "\n"
+
+
+_document_resources(Client)

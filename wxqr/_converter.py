@@ -13,7 +13,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 from .errors import ResponseDecodeError
-from .models import ApiQuota
+from .models import ApiQuota, CloudBase
 
 T = TypeVar("T")
 
@@ -64,6 +64,18 @@ def _make_converter() -> cattrs.Converter:
         return flat_quota({**quota, **windows}, ApiQuota)
 
     converter.register_structure_hook(ApiQuota, _api_quota)
+    # query_urllink's documented example spells cloud_base.domain "doamin" (links.md §6,
+    # unconfirmed whether the live API does): read either spelling.
+    cloud_base = converter.gen_structure_attrs_fromdict(CloudBase)
+
+    def _cloud_base(value: Any, cls: type) -> CloudBase:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        if "domain" not in value and "doamin" in value:
+            value = {**value, "domain": value["doamin"]}
+        return cloud_base(value, cls)
+
+    converter.register_structure_hook(CloudBase, _cloud_base)
     return converter
 
 

@@ -51,6 +51,9 @@ DEFAULT_RATE_LIMITS: Final[Mapping[str, RateLimit]] = MappingProxyType(
         "getwxacodeunlimit": RateLimit(5000, 60.0),
         # qrcodejumpadd/get/delete/publish/download: > 5 requests/second answers 44990 (§5).
         "qrcodejump": RateLimit(5, 1.0),
+        # generatescheme / generatenfcscheme / generate_urllink: > 100 calls/second answers
+        # 44990 (links.md §2, §4, §5; inferred: one budget for the three).
+        "wxalink": RateLimit(100, 1.0),
     }
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -210,3 +211,92 @@ def short_key(value: Any) -> str:
     if not _SHORT_KEY.fullmatch(value):
         raise ValidationError("short_key", "must be base62 (0-9 a-z A-Z)")
     return str(value)
+
+
+# -- Mini Program links (reference/links.md) ---------------------------------------------------
+LINK_QUERY_MAX: Final = 1024  # jump_wxa.query / query / page_url [links §2, §5, §7]
+LINK_PATH_MAX: Final = 1024  # not documented; wxqr's bound, as for getwxacode's path
+LINK_EXPIRE_MIN_SECONDS: Final = 60  # 85401: "between 1min and 30days" [links §2]
+LINK_EXPIRE_MAX_SECONDS: Final = 30 * 86400
+LINK_EXPIRE_DAYS_MAX: Final = 30  # expire_interval 1..30 [links §2, §8]
+#: A Unix time in seconds stays below this until the year 5138; milliseconds are above it.
+UNIX_SECONDS_MAX: Final = 10**11
+_LINK_QUERY_CHARS: Final = re.compile(r"[0-9A-Za-z!#$&'()*+,/:;=?@\-._~%]*")
+
+
+def link_query(name: str, value: Any) -> str:
+    """A link query: ≤ 1024 chars of ``0-9 a-z A-Z !#$&'()*+,/:;=?@-._~%`` [links §2]."""
+    text(name, value, min_len=0, max_len=LINK_QUERY_MAX)
+    if not _LINK_QUERY_CHARS.fullmatch(value):
+        bad = sorted({c for c in value if not _LINK_QUERY_CHARS.fullmatch(c)})
+        raise ValidationError(
+            name,
+            "may only contain 0-9 a-z A-Z and !#$&'()*+,/:;=?@-._~% (url-encode anything "
+            f"else), found {''.join(bad)!r}",
+        )
+    return str(value)
+
+
+def link_path(value: Any) -> str:
+    """A scheme / URL Link page: no query (pass it as ``query``); ``""`` = home page."""
+    text("path", value, min_len=0, max_len=LINK_PATH_MAX)
+    if "?" in value:
+        raise ValidationError("path", "must not contain a query ('?'); pass it as query=")
+    if any(c.isspace() for c in value):
+        raise ValidationError("path", "must not contain whitespace")
+    return str(value)
+
+
+def page_url(value: Any) -> str:
+    """A Short Link page: ``pages/x/x`` with an optional ``?query``, ≤ 1024 chars [links §7]."""
+    text("page_url", value, max_len=LINK_QUERY_MAX)
+    page, _, query = value.partition("?")
+    if not page or any(c.isspace() for c in page):
+        raise ValidationError(
+            "page_url", "must start with a page path without whitespace (e.g. 'pages/a/a?x=1')"
+        )
+    link_query("page_url", query)
+    return str(value)
+
+
+def link_expiry(expires_at: Any, expires_in_days: Any, now: float) -> dict[str, int]:
+    """The ``expire_type`` fields for exactly one of ``expires_at`` / ``expires_in_days``.
+
+    ``expires_at`` (a timezone-aware ``datetime`` or integer Unix *seconds*, 60 s .. 30 days
+    after ``now``) → ``expire_type=0, expire_time``; ``expires_in_days`` (1..30) →
+    ``expire_type=1, expire_interval``; neither → ``{}`` (WeChat's default: 30 days).
+    """
+    if expires_at is not None and expires_in_days is not None:
+        raise ValidationError(
+            "expires_at/expires_in_days", "pass at most one of expires_at or expires_in_days"
+        )
+    if expires_in_days is not None:
+        days = int_in("expires_in_days", expires_in_days, 1, LINK_EXPIRE_DAYS_MAX)
+        return {"expire_type": 1, "expire_interval": days}
+    if expires_at is None:
+        return {}
+    if isinstance(expires_at, datetime):
+        if expires_at.utcoffset() is None:
+            raise ValidationError(
+                "expires_at", "a datetime must be timezone-aware (e.g. tzinfo=timezone.utc)"
+            )
+        seconds = math.floor(expires_at.timestamp())
+    elif isinstance(expires_at, int) and not isinstance(expires_at, bool):
+        if expires_at >= UNIX_SECONDS_MAX:
+            raise ValidationError(
+                "expires_at",
+                f"must be Unix time in seconds; {expires_at} looks like milliseconds",
+            )
+        seconds = expires_at
+    else:
+        raise ValidationError(
+            "expires_at",
+            f"must be a datetime or integer Unix seconds, got {type(expires_at).__name__}",
+        )
+    ahead = seconds - now
+    if not LINK_EXPIRE_MIN_SECONDS <= ahead <= LINK_EXPIRE_MAX_SECONDS:
+        raise ValidationError(
+            "expires_at",
+            f"must be 60 s .. 30 days ({LINK_EXPIRE_MAX_SECONDS} s) from now, got {ahead:+.0f} s",
+        )
+    return {"expire_type": 0, "expire_time": int(seconds)}

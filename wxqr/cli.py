@@ -6,420 +6,523 @@
     wxqr wxacode [--page PAGE] [--width N] [--env-version V] [--no-check-path]
                  [--line-color R,G,B | --auto-color] [--hyaline]
                  [--from FILE] [SCENE ...] --out DIR
+    wxqr links   --kind scheme|urllink|shortlink [--path PAGE] [--expires-in-days N]
+                 [--env-version V] [--title T] [--permanent] [--from FILE] [QUERY ...] --out DIR
     wxqr sandbox ...                       (serve the WeChat emulator: wxqr.sandbox.serve_main)
+    wxqr --version
 
 Common options: ``--sandbox`` (the embedded emulator, in-process: no credentials, no network),
-or credentials from ``--appid``/``--secret`` or ``WXQR_APPID``/``WXQR_SECRET``;
-``--api-base-url`` (e.g. a served sandbox), ``--concurrency N`` (default 16), ``--resume``,
+or the account from ``--appid`` (``WXQR_APPID``) and ``--secret-file FILE`` (``WXQR_SECRET``;
+``--secret`` works but is visible to every local user in ``ps``); ``--api-base-url`` (e.g. a
+served sandbox), ``--redis URL`` (share the production app's token and rate budget),
+``--rate-limit BUCKET=CALLS/SECONDS``, ``--concurrency N`` (default 16), ``--resume``,
 ``--classic-token``, ``--timeout``.
+
+Each batch command is a :class:`BatchCommand` in :data:`COMMANDS`: its options, how they are
+checked (a bad option is exit status 2 before any request) and the :class:`wxqr._batch.Job`
+they make. The rest — rows, the manifest and ``--resume``, the lock on ``--out``, the early
+stop on account-level errors, progress and the summary — is :func:`wxqr._batch.run_job`.
 
 What a run produces in ``DIR``:
 
-* one image per distinct scene, named ``<slug>-<hash>.<ext>``: the slug is the scene reduced to
-  ``[A-Za-z0-9._-]`` (at most 40 characters), the hash the first 10 hex digits of the scene's
-  SHA-256 (so ``a/b``, ``a?b`` and ``a_b`` never collide, and no name can leave ``DIR``), the
-  extension the image's real type (``wxqr.image_kind``: ``.png``, ``.jpg``, ``.gif``);
-* ``manifest.csv`` with columns ``scene,status,file,ticket,url,error``: one row per input scene,
-  in input order, failures included (``status`` is ``ok`` or ``failed``; ``pending`` only in a
-  manifest left by an interrupted run). For wxacode rows ``ticket`` and ``url`` are empty.
-
-Images are written atomically (a temporary file in ``DIR``, then ``os.replace``): a file in
-``DIR`` is always a complete image. The manifest is written atomically too: once at the start
-(every row ``pending``), at most once a second while the batch runs, and at the end (also on
-Ctrl-C), so a crash leaves a valid manifest that ``--resume`` can continue from.
-
-A scene given twice is generated once; each of its rows reports the same outcome and file.
-``--resume`` keeps every scene whose manifest row is ``ok`` and whose file still exists, and
-generates the rest. Exit status: 0 when every scene succeeded, 1 when any failed, 2 for usage
-errors (bad options, missing credentials), 130 when interrupted.
+* one image per distinct scene, named ``<slug>-<hash>.<ext>`` (:func:`wxqr._batch.file_stem`:
+  no two scenes collide, no name leaves ``DIR``), the extension the image's real type;
+* ``manifest.csv`` with columns ``scene,status,file,ticket,url,error``: one row per input
+  scene, in input order (``status``: ``ok``, ``failed``, ``skipped`` after an early stop,
+  ``pending`` only in a manifest left by an interrupted run); ``manifest.json``: the command,
+  the options that shape the images and the account, which ``--resume`` must match.
+* ``wxqr links`` writes no files: its ``manifest.csv`` is ``query,status,link,expire_time,error``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import hashlib
-import io
 import os
 import re
 import sys
-import tempfile
 import time
-import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final
 
-import anyio
-from anyio.abc import ObjectReceiveStream
-
+from . import _validate as v
+from ._batch import (
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    Job,
+    OpenClient,
+    Result,
+    UsageError,
+    check_argv,
+    read_items,
+    run_job,
+)
 from ._client import DEFAULT_API_BASE_URL, DEFAULT_MP_BASE_URL, Client
-from ._decoder import image_kind
-from .errors import ResponseDecodeError
+from ._extras import MissingExtraError, require
+from ._ratelimit import DEFAULT_RATE_LIMITS, RateLimit
+from .errors import ValidationError
+from .models import EnvVersion
 
-__all__ = ["main"]
+__all__ = [
+    "COMMANDS",
+    "BatchCommand",
+    "LinksJob",
+    "QrCodeJob",
+    "WxaCodeJob",
+    "main",
+    "qrcode_scene",
+]
 
-MANIFEST: Final = "manifest.csv"
-MANIFEST_FIELDS: Final = ("scene", "status", "file", "ticket", "url", "error")
 #: Lifetime of temporary Official Account codes unless ``--expire`` says otherwise: 7 days.
 DEFAULT_EXPIRE: Final = 604_800
 DEFAULT_CONCURRENCY: Final = 16
-#: Seconds between two checkpoint writes of the manifest while a batch runs.
-CHECKPOINT_INTERVAL: Final = 1.0
-#: How many failures are echoed on stderr (all of them are in the manifest).
-SHOWN_FAILURES: Final = 10
-_EXTENSIONS: Final = {"png": ".png", "jpeg": ".jpg", "gif": ".gif"}
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
+#: The largest ``--secret-file`` read (an AppSecret is 32 characters).
+MAX_SECRET_FILE: Final = 4096
 _CANONICAL_INT: Final = re.compile(r"-?[1-9][0-9]*|0")
-_SLUG_MAX: Final = 40
+_SECRET_WARNING: Final = (
+    "wxqr: warning: --secret is visible to every local user (ps, /proc); "
+    "use --secret-file FILE or the WXQR_SECRET environment variable"
+)
 
 
-class UsageError(Exception):
-    """A problem with the command line or its inputs (exit status 2)."""
+def qrcode_scene(scene: str, *, force_str: bool = False) -> dict[str, Any]:
+    """The ``scene_id=`` / ``scene_str=`` argument a scene given as text stands for.
 
-
-# -- scenes and file names -------------------------------------------------------------------
-
-
-def file_stem(scene: str) -> str:
-    """The file name (without extension) of ``scene``'s image: a safe slug plus a short hash.
-
-    The slug keeps ``[A-Za-z0-9._-]`` of the NFKC-normalised scene (other runs become ``_``,
-    leading dots and underscores are dropped, 40 characters at most); the hash (10 hex digits of
-    SHA-256) keeps distinct scenes apart. The result never contains a path separator, never
-    starts with a dot and is at most 51 characters long.
+    A canonical decimal integer (``42``, ``-7``, ``0``; not ``007`` or ``+1``) is a
+    ``scene_id`` (so ``0`` is refused as an id: temporary ids are non-zero), anything else a
+    ``scene_str``; ``force_str`` makes every scene a string. The example web apps use the same
+    rule, so ``wxqr qrcode 0`` and ``GET /qrcode/0`` agree.
     """
-    slug = _UNSAFE.sub("_", unicodedata.normalize("NFKC", scene)).lstrip("._")[:_SLUG_MAX]
-    digest = hashlib.sha256(scene.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{slug.rstrip('.') or 'scene'}-{digest}"
+    if not force_str and _CANONICAL_INT.fullmatch(scene):
+        return {"scene_id": int(scene)}
+    return {"scene_str": scene}
 
 
-def read_scenes(path: str) -> list[str]:
-    """Read scenes from a file (``-`` is stdin): one per line, or a CSV with a ``scene`` column.
-
-    A file whose first line, read as CSV, starts with the header ``scene`` is a CSV: the first
-    column of every later row is a scene (other columns are ignored). Otherwise every line is a
-    scene. Leading/trailing whitespace is removed and blank lines/cells are skipped.
-
-    Raises:
-        UsageError: the file cannot be read or is not UTF-8.
-    """
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read scenes from {path}: {exc}") from None
-    lines = text.splitlines()
-    header = next(csv.reader(lines[:1]), [])
-    cells: Iterable[str]
-    if header and header[0].strip().lower() == "scene":
-        cells = (row[0] if row else "" for row in csv.reader(lines[1:]))
-    else:
-        cells = iter(lines)
-    return [cell.strip() for cell in cells if cell.strip()]
+# -- jobs ----------------------------------------------------------------------------------------
 
 
-# -- manifest ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QrCodeJob:
+    """An Official Account code per scene: ``qrcode/create`` then ``showqrcode``."""
 
+    permanent: bool
+    expire: int
+    force_str: bool
+    command: str = "qrcode"
+    key: str = "scene"
+    columns: tuple[str, ...] = ("ticket", "url")
 
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one distinct scene (shared by every manifest row of that scene)."""
+    @property
+    def options(self) -> Mapping[str, str]:
+        """The options that shape the codes (recorded in the manifest)."""
+        return {
+            "kind": "permanent" if self.permanent else "temporary",
+            "expire_seconds": "" if self.permanent else str(self.expire),
+            "scenes": "strings" if self.force_str else "integers as scene_id",
+        }
 
-    scene: str
-    status: str = "pending"
-    file: str = ""
-    ticket: str = ""
-    url: str = ""
-    error: str = ""
-
-    def row(self) -> tuple[str, str, str, str, str, str]:
-        """The manifest row."""
-        return (self.scene, self.status, self.file, self.ticket, self.url, self.error)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory + ``os.replace``.
-
-    Readers see either the old file or the complete new one, never a partial write.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_manifest(path: Path, rows: Sequence[Sequence[str]]) -> None:
-    """Atomically (re)write the manifest CSV at ``path`` with ``rows`` under the header."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(MANIFEST_FIELDS)
-    writer.writerows(rows)
-    atomic_write(path, out.getvalue().encode("utf-8"))
-
-
-def read_done(out_dir: Path) -> dict[str, Outcome]:
-    """The scenes a previous run finished: ``ok`` rows of ``DIR/manifest.csv`` whose file exists.
-
-    A row is trusted only if its file is a plain name in ``DIR`` with the stem :func:`file_stem`
-    gives its scene (an edited or foreign manifest cannot point outside ``DIR``).
-
-    Raises:
-        UsageError: the manifest exists but is not a wxqr manifest.
-    """
-    path = out_dir / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot resume: cannot read {path}: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not {"scene", "status", "file"} <= set(reader.fieldnames):
-        raise UsageError(f"cannot resume: {path} is not a wxqr manifest")
-    done: dict[str, Outcome] = {}
-    for row in reader:
-        scene, name = row.get("scene") or "", row.get("file") or ""
-        if row.get("status") != "ok" or not scene or not name:
-            continue
-        if Path(name).name != name or Path(name).stem != file_stem(scene):
-            continue
-        if (out_dir / name).is_file():
-            done[scene] = Outcome(
-                scene, "ok", name, row.get("ticket") or "", row.get("url") or "", ""
-            )
-    return done
-
-
-# -- generators: one scene in, one image out ---------------------------------------------------
-
-#: Generates the image of one scene; records ``ticket``/``url`` on the outcome as they are known.
-Generate = Callable[[Client, Outcome], Awaitable[bytes]]
-
-
-def qrcode_generator(*, permanent: bool, expire: int, force_str: bool) -> Generate:
-    """An Official Account code: ``qrcode/create`` then ``showqrcode``.
-
-    A scene written as a canonical decimal integer (``42``, ``-7``; not ``007``) is a
-    ``scene_id`` unless ``force_str``; anything else is a ``scene_str``.
-    """
-
-    async def generate(client: Client, outcome: Outcome) -> bytes:
-        scene = outcome.scene
-        as_id = not force_str and _CANONICAL_INT.fullmatch(scene) is not None
-        scene_id = int(scene) if as_id else None
-        scene_str = None if as_id else scene
-        if permanent:
-            ticket = await client.qrcode.create_permanent(scene_id=scene_id, scene_str=scene_str)
+    async def run(self, client: Client, item: str) -> Result:
+        """Create the code for ``item`` and download its image."""
+        scene = qrcode_scene(item, force_str=self.force_str)
+        if self.permanent:
+            ticket = await client.qrcode.create_permanent(**scene)
         else:
-            ticket = await client.qrcode.create_temporary(
-                scene_id=scene_id, scene_str=scene_str, expire_seconds=expire
-            )
-        outcome.ticket, outcome.url = ticket.ticket, ticket.url
-        return await client.qrcode.show(ticket)
-
-    return generate
+            ticket = await client.qrcode.create_temporary(expire_seconds=self.expire, **scene)
+        return Result(await client.qrcode.show(ticket), (ticket.ticket, ticket.url))
 
 
-def wxacode_generator(
-    *,
-    page: str | None,
-    width: int,
-    env_version: str,
-    check_path: bool,
-    auto_color: bool = False,
-    line_color: tuple[int, int, int] | None = None,
-    is_hyaline: bool = False,
-) -> Generate:
-    """A Mini Program code: ``getwxacodeunlimit`` with the scene verbatim."""
+@dataclass(frozen=True)
+class WxaCodeJob:
+    """A Mini Program code per scene: ``getwxacodeunlimit`` with the scene verbatim."""
 
-    async def generate(client: Client, outcome: Outcome) -> bytes:
-        return await client.wxacode.get_unlimited(
-            scene=outcome.scene,
-            page=page,
-            width=width,
-            env_version=env_version,
-            check_path=check_path,
-            auto_color=auto_color,
-            line_color=line_color,
-            is_hyaline=is_hyaline,
+    page: str | None
+    width: int
+    env_version: EnvVersion
+    check_path: bool
+    auto_color: bool = False
+    line_color: tuple[int, int, int] | None = None
+    is_hyaline: bool = False
+    command: str = "wxacode"
+    key: str = "scene"
+    columns: tuple[str, ...] = ("ticket", "url")
+
+    @property
+    def options(self) -> Mapping[str, str]:
+        """The options that shape the codes (recorded in the manifest)."""
+        colour = ",".join(map(str, self.line_color)) if self.line_color else ""
+        return {
+            "page": self.page or "",
+            "width": str(self.width),
+            "env_version": self.env_version,
+            "check_path": str(self.check_path).lower(),
+            "line_color": "auto" if self.auto_color else colour,
+            "hyaline": str(self.is_hyaline).lower(),
+        }
+
+    async def run(self, client: Client, item: str) -> Result:
+        """Get the code of ``item``."""
+        image = await client.wxacode.get_unlimited(
+            scene=item,
+            page=self.page,
+            width=self.width,
+            env_version=self.env_version,
+            check_path=self.check_path,
+            auto_color=self.auto_color,
+            line_color=self.line_color,
+            is_hyaline=self.is_hyaline,
         )
-
-    return generate
-
-
-# -- progress ---------------------------------------------------------------------------------
+        return Result(image)
 
 
-class Progress(Protocol):
-    """Where completions are reported."""
-
-    def advance(self) -> None:
-        """One more scene is finished."""
+#: Lifetime WeChat gives a scheme / URL Link without an expiry, and every short-term Short Link.
+LINK_DEFAULT_DAYS: Final = 30
+LINK_KINDS: Final = ("scheme", "urllink", "shortlink")
 
 
-class _NoProgress:
-    def advance(self) -> None:
-        pass
+@dataclass(frozen=True)
+class LinksJob:
+    """A Mini Program link per query: URL Scheme, URL Link or Short Link (``wxqr links``).
 
-
-@contextlib.contextmanager
-def progress_bar(total: int) -> Iterator[Progress]:
-    """A rich progress bar on stderr when it is a terminal (and rich is installed), else none."""
-    if not sys.stderr.isatty():
-        yield _NoProgress()
-        return
-    try:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-    except ImportError:
-        yield _NoProgress()
-        return
-    bar = RichProgress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-    task = bar.add_task("generating", total=total)
-
-    class _Rich:
-        def advance(self) -> None:
-            bar.advance(task)
-
-    with bar:
-        yield _Rich()
-
-
-# -- the batch --------------------------------------------------------------------------------
-
-
-@dataclass
-class Batch:
-    """One run: the input scenes, their outcomes and where they go."""
-
-    scenes: list[str]
-    out_dir: Path
-    generate: Generate
-    concurrency: int
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    kept: int = 0
-    dirty: bool = False
-
-    def rows(self) -> list[tuple[str, str, str, str, str, str]]:
-        """Manifest rows: one per input scene, in input order."""
-        return [self.outcomes[scene].row() for scene in self.scenes]
-
-    def checkpoint(self) -> None:
-        """Write the manifest as it stands now."""
-        self.dirty = False
-        write_manifest(self.out_dir / MANIFEST, self.rows())
-
-
-async def _produce(batch: Batch, client: Client, outcome: Outcome) -> None:
-    try:
-        image = await batch.generate(client, outcome)
-        kind = image_kind(image)
-        if kind is None:  # the decoder already guarantees an image; never write anything else
-            raise ResponseDecodeError("the answer was not a complete image")
-        name = file_stem(outcome.scene) + _EXTENSIONS[kind]
-        # Shielded: an interrupted run never leaves an image on disk that its manifest omits.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(atomic_write, batch.out_dir / name, image)
-            outcome.status, outcome.file, outcome.error = "ok", name, ""
-    except Exception as exc:  # every failure becomes a manifest row; nothing is dropped
-        outcome.status = "failed"
-        outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    batch.dirty = True
-
-
-async def run_batch(batch: Batch, client: Client, progress: Progress) -> None:
-    """Generate every pending outcome with ``batch.concurrency`` workers.
-
-    Workers pull scenes from a bounded memory stream, so memory and tasks stay bounded however
-    many scenes there are. The manifest is checkpointed at most every second.
+    The results are the manifest's columns (``query,status,link,expire_time,error``): no file
+    is written per item. ``expire_time`` is computed here (Unix seconds: the moment WeChat
+    answered plus the lifetime asked for, 30 days by default; ``0`` for a permanent Short
+    Link), since WeChat's answer carries none.
     """
-    todo = [o for o in batch.outcomes.values() if o.status == "pending"]
-    send, receive = anyio.create_memory_object_stream[Outcome](batch.concurrency)
 
-    async def worker(items: ObjectReceiveStream[Outcome]) -> None:
-        async with items:
-            async for outcome in items:
-                await _produce(batch, client, outcome)
-                progress.advance()
+    kind: str
+    path: str | None = None
+    env_version: EnvVersion | None = None
+    expires_in_days: int | None = None
+    title: str | None = None
+    permanent: bool = False
+    command: str = "links"
+    key: str = "query"
+    columns: tuple[str, ...] = ("link", "expire_time")
+    writes_files: bool = False
 
-    async def checkpoints() -> None:
-        while True:
-            await anyio.sleep(CHECKPOINT_INTERVAL)
-            if batch.dirty:
-                batch.dirty = False
-                rows = batch.rows()
-                await anyio.to_thread.run_sync(write_manifest, batch.out_dir / MANIFEST, rows)
+    @property
+    def options(self) -> Mapping[str, str]:
+        """The options that shape the links (recorded in the manifest)."""
+        return {
+            "kind": self.kind,
+            "path": self.path or "",
+            "env_version": self.env_version or "",
+            "expires_in_days": "" if self.expires_in_days is None else str(self.expires_in_days),
+            "title": self.title or "",
+            "permanent": str(self.permanent).lower(),
+        }
 
-    async with anyio.create_task_group() as outer:
-        outer.start_soon(checkpoints)
-        async with anyio.create_task_group() as workers:
-            for _ in range(min(batch.concurrency, max(1, len(todo)))):
-                workers.start_soon(worker, receive.clone())
-            receive.close()
-            async with send:
-                for outcome in todo:
-                    await send.send(outcome)
-        outer.cancel_scope.cancel()
+    async def run(self, client: Client, item: str) -> Result:
+        """Generate the link of the query ``item``."""
+        if self.kind == "shortlink":
+            assert self.path is not None
+            link = await client.links.generate_short_link(
+                f"{self.path}?{item}", title=self.title, permanent=self.permanent
+            )
+            if self.permanent:
+                return Result(None, (link, "0"))
+        elif self.kind == "scheme":
+            scheme = await client.links.generate_scheme(
+                path=self.path,
+                query=item,
+                env_version=self.env_version,
+                expires_in_days=self.expires_in_days,
+            )
+            link = scheme.openlink
+        else:
+            url_link = await client.links.generate_url_link(
+                path=self.path,
+                query=item,
+                env_version=self.env_version,
+                expires_in_days=self.expires_in_days,
+            )
+            link = url_link.url_link
+        days = self.expires_in_days or LINK_DEFAULT_DAYS
+        return Result(None, (link, str(int(time.time()) + days * 86400)))
 
 
-@contextlib.asynccontextmanager
-async def open_client(args: argparse.Namespace) -> AsyncIterator[Client]:
-    """The :class:`wxqr.Client` the options ask for: the in-process sandbox or a real account."""
-    if args.sandbox:
-        from .sandbox import SandboxState, sandbox_client, sandbox_http_client
+def _checked(option: str, check: Callable[[Any], Any], value: Any) -> None:
+    try:
+        check(value)
+    except ValidationError as exc:
+        raise UsageError(f"{option}: {str(exc).removeprefix(exc.argument + ': ')}") from None
 
-        state = SandboxState()
-        async with (
-            sandbox_http_client(state, timeout=args.timeout) as http,
-            sandbox_client(
-                state, http_client=http, max_concurrency=args.concurrency, timeout=args.timeout
-            ) as client,
+
+def _qrcode_job(args: argparse.Namespace) -> Job:
+    if not args.permanent:
+        _checked("--expire", v.expire_seconds, args.expire)
+    return QrCodeJob(permanent=args.permanent, expire=args.expire, force_str=args.force_str)
+
+
+def _wxacode_job(args: argparse.Namespace) -> Job:
+    if args.page is not None:
+        _checked("--page", v.page, args.page)
+    _checked("--width", v.width, args.width)
+    return WxaCodeJob(
+        page=args.page,
+        width=args.width,
+        env_version=args.env_version,
+        check_path=args.check_path,
+        auto_color=args.auto_color,
+        line_color=args.line_color,
+        is_hyaline=args.hyaline,
+    )
+
+
+def _links_job(args: argparse.Namespace) -> Job:
+    short = args.kind == "shortlink"
+    if short:
+        if args.path is None:
+            raise UsageError("--path: required for --kind shortlink (the page, e.g. pages/a/a)")
+        _checked("--path", v.page_url, args.path)
+        if "?" in args.path:
+            raise UsageError("--path: no query for shortlink: each QUERY is appended as ?QUERY")
+        for option, value in (
+            ("--expires-in-days", args.expires_in_days),
+            ("--env-version", args.env_version),
         ):
-            yield client
-        return
-    api = args.api_base_url or DEFAULT_API_BASE_URL
-    mp = args.mp_base_url or args.api_base_url or DEFAULT_MP_BASE_URL
-    async with Client(
-        args.appid,
-        args.secret,
-        stable_token=not args.classic_token,
-        api_base_url=api,
-        mp_base_url=mp,
-        max_concurrency=args.concurrency,
-        timeout=args.timeout,
-    ) as client:
-        yield client
+            if value is not None:
+                raise UsageError(f"{option}: not for shortlink (short-term links live 30 days)")
+        if args.title is not None:
+            _checked("--title", lambda t: v.text("title", t, max_len=256), args.title)
+            if len(args.title) > 20:
+                print(
+                    "wxqr: note: WeChat shows the first 20 characters of --title", file=sys.stderr
+                )
+    else:
+        if args.path is not None:
+            _checked("--path", v.link_path, args.path)
+        if args.expires_in_days is not None:
+            _checked("--expires-in-days", lambda d: v.link_expiry(None, d, 0), args.expires_in_days)
+        for option, given in (("--title", args.title is not None), ("--permanent", args.permanent)):
+            if given:
+                raise UsageError(f"{option}: only for --kind shortlink")
+    return LinksJob(
+        kind=args.kind,
+        path=args.path,
+        env_version=args.env_version,
+        expires_in_days=args.expires_in_days,
+        title=args.title,
+        permanent=args.permanent,
+    )
 
 
-async def _amain(batch: Batch, args: argparse.Namespace) -> None:
-    pending = sum(1 for o in batch.outcomes.values() if o.status == "pending")
-    async with open_client(args) as client:
-        with progress_bar(pending) as progress:
-            await run_batch(batch, client, progress)
+def _links_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        required=True,
+        choices=LINK_KINDS,
+        help="scheme: weixin://dl/business/?t=... ; urllink: https://wxaurl.cn/... ; "
+        "shortlink: #小程序://... (opens inside WeChat only)",
+    )
+    parser.add_argument(
+        "--path",
+        help="page opened, without a query (default: the home page; required for shortlink)",
+    )
+    parser.add_argument(
+        "--expires-in-days",
+        type=int,
+        metavar="DAYS",
+        help=f"scheme/urllink lifetime, 1..30 (default: WeChat's, {LINK_DEFAULT_DAYS} days)",
+    )
+    parser.add_argument("--env-version", choices=v.ENV_VERSIONS, help="scheme/urllink only")
+    parser.add_argument(
+        "--title", help="shortlink page title (WeChat shows 20 characters, then '...')"
+    )
+    parser.add_argument(
+        "--permanent",
+        action="store_true",
+        help="permanent shortlinks (at most 100,000 per account, for good)",
+    )
 
 
-# -- command line -----------------------------------------------------------------------------
+def _qrcode_arguments(parser: argparse.ArgumentParser) -> None:
+    lifetime = parser.add_mutually_exclusive_group()
+    lifetime.add_argument(
+        "--permanent", action="store_true", help="permanent codes (at most 100,000 per account)"
+    )
+    lifetime.add_argument(
+        "--expire",
+        type=int,
+        default=DEFAULT_EXPIRE,
+        metavar="SECONDS",
+        help=f"lifetime of temporary codes, 1..2592000 (default {DEFAULT_EXPIRE}: 7 days)",
+    )
+    parser.add_argument(
+        "--str", dest="force_str", action="store_true", help="every scene is a string"
+    )
+
+
+def _wxacode_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--page", help="page opened, no leading '/' (default: the home page)")
+    parser.add_argument("--width", type=int, default=430, help="280..1280 px (default 430)")
+    parser.add_argument("--env-version", default="release", choices=v.ENV_VERSIONS)
+    parser.add_argument(
+        "--no-check-path",
+        dest="check_path",
+        action="store_false",
+        help="allow pages not (yet) released",
+    )
+    colour = parser.add_mutually_exclusive_group()
+    colour.add_argument(
+        "--line-color",
+        type=_rgb,
+        metavar="R,G,B",
+        help="colour of the code's lines, each 0..255 (default 0,0,0)",
+    )
+    colour.add_argument("--auto-color", action="store_true", help="let WeChat pick the line colour")
+    parser.add_argument(
+        "--hyaline", action="store_true", help="transparent background (PNG with alpha)"
+    )
+
+
+@dataclass(frozen=True)
+class BatchCommand:
+    """One batch subcommand of ``wxqr``.
+
+    Attributes:
+        name: the subcommand.
+        help: one line for ``wxqr --help``.
+        description: the subcommand's ``--help`` text.
+        add_arguments: adds its own options to its parser (the common ones are already there).
+        make_job: checks the parsed options (raising :class:`UsageError`) and makes the job.
+    """
+
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    make_job: Callable[[argparse.Namespace], Job]
+
+
+#: The batch subcommands, by name.
+COMMANDS: dict[str, BatchCommand] = {
+    "qrcode": BatchCommand(
+        "qrcode",
+        "Official Account parametric QR codes",
+        "Official Account codes: qrcode/create + showqrcode. A scene written as a decimal "
+        "integer (42, 0, -7; not 042) is a scene_id, anything else a scene_str.",
+        _qrcode_arguments,
+        _qrcode_job,
+    ),
+    "wxacode": BatchCommand(
+        "wxacode",
+        "Mini Program codes (getwxacodeunlimit)",
+        "Mini Program codes with a scene (getwxacodeunlimit): scenes are 1..32 characters of "
+        "0-9 a-z A-Z !#$&'()*+,/:;=?@-._~",
+        _wxacode_arguments,
+        _wxacode_job,
+    ),
+    "links": BatchCommand(
+        "links",
+        "Mini Program links: URL Scheme, URL Link, Short Link",
+        "Mini Program links in bulk: one link per QUERY (k1=v1&k2=v2, <= 1024 characters of "
+        "0-9 a-z A-Z !#$&'()*+,/:;=?@-._~%) opening --path. DIR/manifest.csv has the columns "
+        "query,status,link,expire_time,error (expire_time: Unix seconds, computed; 0 = "
+        "permanent). Scheme and URL Link generation share WeChat's 100 calls/s (respected "
+        "client-side) and 500,000 a day.",
+        _links_arguments,
+        _links_job,
+    ),
+}
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str]:
+    appid = args.appid or os.environ.get("WXQR_APPID")
+    secret = args.secret
+    if secret is not None:
+        print(_SECRET_WARNING, file=sys.stderr)
+    elif args.secret_file is not None:
+        try:
+            with open(args.secret_file, "rb") as fh:
+                raw = fh.read(MAX_SECRET_FILE + 1)
+            if len(raw) > MAX_SECRET_FILE:
+                raise UsageError(f"--secret-file {args.secret_file}: larger than 4 KiB")
+            secret = raw.decode("utf-8").strip()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --secret-file {args.secret_file}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--secret-file {args.secret_file} is not UTF-8 text") from None
+        if not secret:
+            raise UsageError(f"--secret-file {args.secret_file} is empty")
+    else:
+        secret = os.environ.get("WXQR_SECRET")
+    if not appid or not secret:
+        missing = " and ".join(
+            name for name, value in (("WXQR_APPID", appid), ("WXQR_SECRET", secret)) if not value
+        )
+        raise UsageError(
+            f"no credentials: {missing} not set (pass --appid and --secret-file, set "
+            "WXQR_APPID and WXQR_SECRET, or try --sandbox)"
+        )
+    return appid, secret
+
+
+def _client_factory(args: argparse.Namespace) -> tuple[OpenClient, dict[str, str]]:
+    """How to open the client the options ask for, and what identifies its account."""
+    rate_limits = {**DEFAULT_RATE_LIMITS, **dict(args.rate_limit)}
+    if args.sandbox:
+        if args.api_base_url or args.mp_base_url:
+            raise UsageError("--sandbox runs the emulator in-process: drop --api-base-url")
+        require("segno", "sandbox", "--sandbox draws the images with segno")
+        from .sandbox import DEFAULT_APPID
+
+        appid, secret, account = DEFAULT_APPID, "", {"appid": DEFAULT_APPID, "api": "sandbox"}
+    else:
+        appid, secret = _credentials(args)
+        api = args.api_base_url or DEFAULT_API_BASE_URL
+        account = {"appid": appid, "api": api}
+    if args.redis:
+        require("redis", "redis", "--redis shares tokens and rate budgets through redis-py")
+
+    @contextlib.asynccontextmanager
+    async def open_client() -> AsyncIterator[Client]:
+        async with contextlib.AsyncExitStack() as stack:
+            shared: dict[str, Any] = {}
+            if args.redis:
+                from redis.asyncio import Redis
+
+                from .caches import RedisRateLimiter, RedisTokenCache
+
+                redis = Redis.from_url(args.redis)
+                stack.push_async_callback(redis.aclose)
+                shared = {
+                    "token_cache": RedisTokenCache(redis),
+                    "rate_limiter": RedisRateLimiter(redis),
+                }
+            options: dict[str, Any] = {
+                "max_concurrency": args.concurrency,
+                "timeout": args.timeout,
+                "rate_limits": rate_limits,
+                "stable_token": not args.classic_token,
+                **shared,
+            }
+            if args.sandbox:
+                from .sandbox import SandboxState, sandbox_client, sandbox_http_client
+
+                state = SandboxState()
+                http = await stack.enter_async_context(
+                    sandbox_http_client(state, timeout=args.timeout)
+                )
+                client = sandbox_client(state, http_client=http, **options)
+            else:
+                api = args.api_base_url or DEFAULT_API_BASE_URL
+                mp = args.mp_base_url or args.api_base_url or DEFAULT_MP_BASE_URL
+                client = Client(appid, secret, api_base_url=api, mp_base_url=mp, **options)
+            async with client:
+                yield client
+
+    return open_client, account
+
+
+# -- command line --------------------------------------------------------------------------------
 
 
 def _positive_int(text: str) -> int:
@@ -453,12 +556,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The parser of ``wxqr`` and those of its batch commands (``qrcode``, ``wxacode``).
+def _rate_limit(text: str) -> tuple[str, RateLimit]:
+    bucket, _, rate = text.partition("=")
+    calls, _, period = rate.partition("/")
+    try:
+        return bucket, RateLimit(int(calls), float(period))
+    except (ValueError, ValidationError):
+        raise argparse.ArgumentTypeError(
+            f"expected BUCKET=CALLS/SECONDS, e.g. getwxacodeunlimit=2500/60, got {text!r}"
+        ) from None
 
-    ``wxqr sandbox`` is dispatched before any parsing. A batch command is parsed by its own
-    parser with ``parse_intermixed_args``, so options and scenes may come in any order.
-    """
+
+def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     io_group = common.add_argument_group("input and output")
     io_group.add_argument("scenes", nargs="*", metavar="SCENE", help="scenes to generate")
@@ -474,7 +583,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     io_group.add_argument(
         "--resume",
         action="store_true",
-        help="keep scenes that DIR/manifest.csv lists as ok (file present); redo the rest",
+        help="keep scenes that DIR/manifest.csv lists as ok (file present); redo the rest. "
+        "Refused if DIR was made with another command, other options or another account",
     )
     account = common.add_argument_group("account")
     account.add_argument(
@@ -483,7 +593,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="use the embedded WeChat emulator in-process (no credentials, no network)",
     )
     account.add_argument("--appid", help="the account's AppID (default: $WXQR_APPID)")
-    account.add_argument("--secret", help="its AppSecret (default: $WXQR_SECRET)")
+    account.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="read the AppSecret from FILE (default: $WXQR_SECRET)",
+    )
+    account.add_argument(
+        "--secret", help="the AppSecret itself: visible to other users in ps, prefer the above"
+    )
     account.add_argument(
         "--api-base-url", metavar="URL", help="API host (e.g. a served `wxqr sandbox`)"
     )
@@ -494,6 +611,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classic-token",
         action="store_true",
         help="fetch tokens with cgi-bin/token instead of cgi-bin/stable_token",
+    )
+    account.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the token and the rate budgets with your app's workers through this Redis "
+        "(RedisTokenCache + RedisRateLimiter), e.g. redis://cache:6379/0",
     )
     tuning = common.add_argument_group("tuning")
     tuning.add_argument(
@@ -510,133 +633,79 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="SECONDS",
         help="per-request timeout (default 10)",
     )
+    tuning.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        action="append",
+        default=[],
+        metavar="BUCKET=CALLS/SECONDS",
+        help="client-side rate limit, repeatable (default getwxacodeunlimit=5000/60, "
+        "qrcodejump=5/1, wxalink=100/1); with --redis it is shared by every process",
+    )
+    return common
 
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``wxqr`` and those of its batch commands (:data:`COMMANDS`).
+
+    ``wxqr sandbox`` is dispatched before any parsing. A batch command is parsed by its own
+    parser with ``parse_intermixed_args``, so options and scenes may come in any order.
+    """
+    from . import __version__
+
+    common = _common_parser()
     parser = argparse.ArgumentParser(
         prog="wxqr",
         description="Generate WeChat QR codes in bulk (see also: wxqr sandbox --help).",
-        epilog="Exit status: 0 all scenes ok, 1 some failed, 2 usage error.",
+        epilog=EXIT_STATUS_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"wxqr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    qr = sub.add_parser(
-        "qrcode",
-        parents=[common],
-        help="Official Account parametric QR codes",
-        description="Official Account codes: qrcode/create + showqrcode. A scene written as a "
-        "decimal integer (42, not 042) is a scene_id, anything else a scene_str.",
-    )
-    lifetime = qr.add_mutually_exclusive_group()
-    lifetime.add_argument(
-        "--permanent", action="store_true", help="permanent codes (at most 100,000 per account)"
-    )
-    lifetime.add_argument(
-        "--expire",
-        type=_positive_int,
-        default=DEFAULT_EXPIRE,
-        metavar="SECONDS",
-        help=f"lifetime of temporary codes, up to 2592000 (default {DEFAULT_EXPIRE}: 7 days)",
-    )
-    qr.add_argument("--str", dest="force_str", action="store_true", help="every scene is a string")
-    wxa = sub.add_parser(
-        "wxacode",
-        parents=[common],
-        help="Mini Program codes (getwxacodeunlimit)",
-        description="Mini Program codes with a scene (getwxacodeunlimit): scenes are 1..32 "
-        "characters of 0-9 a-z A-Z !#$&'()*+,/:;=?@-._~",
-    )
-    wxa.add_argument("--page", help="page opened, no leading '/' (default: the home page)")
-    wxa.add_argument("--width", type=int, default=430, help="280..1280 px (default 430)")
-    wxa.add_argument("--env-version", default="release", choices=("release", "trial", "develop"))
-    wxa.add_argument(
-        "--no-check-path",
-        dest="check_path",
-        action="store_false",
-        help="allow pages not (yet) released",
-    )
-    colour = wxa.add_mutually_exclusive_group()
-    colour.add_argument(
-        "--line-color",
-        type=_rgb,
-        metavar="R,G,B",
-        help="colour of the code's lines, each 0..255 (default 0,0,0)",
-    )
-    colour.add_argument("--auto-color", action="store_true", help="let WeChat pick the line colour")
-    wxa.add_argument(
-        "--hyaline", action="store_true", help="transparent background (PNG with alpha)"
-    )
+    parsers = {}
+    for command in COMMANDS.values():
+        parsers[command.name] = sub.add_parser(
+            command.name,
+            parents=[common],
+            help=command.help,
+            description=command.description,
+            epilog=EXIT_STATUS_HELP,
+        )
+        command.add_arguments(parsers[command.name])
     sub.add_parser("sandbox", help="serve the WeChat emulator (see: wxqr sandbox --help)")
-    return parser, {"qrcode": qr, "wxacode": wxa}
+    return parser, parsers
 
 
-def _prepare(args: argparse.Namespace) -> Batch:
-    if not args.sandbox:
-        args.appid = args.appid or os.environ.get("WXQR_APPID")
-        args.secret = args.secret or os.environ.get("WXQR_SECRET")
-        if not args.appid or not args.secret:
-            missing = " and ".join(
-                name
-                for name, value in (("WXQR_APPID", args.appid), ("WXQR_SECRET", args.secret))
-                if not value
-            )
-            raise UsageError(
-                f"no credentials: {missing} not set (pass --appid/--secret, set WXQR_APPID and "
-                "WXQR_SECRET, or try --sandbox)"
-            )
-    elif args.api_base_url or args.mp_base_url:
-        raise UsageError("--sandbox runs the emulator in-process: drop --api-base-url")
+def _run(argv: list[str]) -> int:
+    if argv[:1] == ["sandbox"]:
+        from .sandbox import serve_main
+
+        return serve_main(argv[1:])
+    check_argv(argv)
+    parser, parsers = build_parser()
+    try:
+        if argv[:1] and argv[0] in parsers:
+            args = parsers[argv[0]].parse_intermixed_args(argv[1:])
+            args.command = argv[0]
+        else:
+            args = parser.parse_args(argv)  # --help, --version, or a usage error
+    except SystemExit as exc:  # argparse exits 2 on errors, 0 for --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    job = COMMANDS[args.command].make_job(args)
+    open_client, account = _client_factory(args)
     scenes = list(args.scenes)
     if args.from_file is not None:
-        scenes += read_scenes(args.from_file)
+        scenes += read_items(args.from_file, job.key)
     if not scenes:
         raise UsageError("no scenes: give SCENE arguments or --from FILE")
-    out_dir = Path(args.out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create --out {out_dir}: {exc}") from None
-    if args.command == "qrcode":
-        generate = qrcode_generator(
-            permanent=args.permanent, expire=args.expire, force_str=args.force_str
-        )
-    else:
-        generate = wxacode_generator(
-            page=args.page,
-            width=args.width,
-            env_version=args.env_version,
-            check_path=args.check_path,
-            auto_color=args.auto_color,
-            line_color=args.line_color,
-            is_hyaline=args.hyaline,
-        )
-    batch = Batch(scenes, out_dir, generate, args.concurrency)
-    done = read_done(out_dir) if args.resume else {}
-    for scene in scenes:
-        if scene not in batch.outcomes:
-            batch.outcomes[scene] = done.get(scene) or Outcome(scene)
-    batch.kept = sum(1 for scene in scenes if scene in done)  # rows, like the summary's counts
-    return batch
-
-
-def _summary(batch: Batch, elapsed: float) -> tuple[str, int]:
-    rows = batch.rows()
-    ok = sum(1 for row in rows if row[1] == "ok")
-    failed = sum(1 for row in rows if row[1] == "failed")
-    pending = len(rows) - ok - failed
-    kept = f" ({batch.kept} kept)" if batch.kept else ""
-    line = f"ok {ok}{kept} / failed {failed}"
-    if pending:
-        line += f" / pending {pending}"
-    return f"{line} / {elapsed:.2f} s", 0 if ok == len(rows) else 1
-
-
-def _report_failures(batch: Batch) -> None:
-    failed = [o for o in batch.outcomes.values() if o.status == "failed"]
-    for outcome in failed[:SHOWN_FAILURES]:
-        print(f"failed {outcome.scene!r}: {outcome.error}", file=sys.stderr)
-    if len(failed) > SHOWN_FAILURES:
-        print(
-            f"... and {len(failed) - SHOWN_FAILURES} more (see {batch.out_dir / MANIFEST})",
-            file=sys.stderr,
-        )
+    return run_job(
+        job,
+        scenes,
+        Path(args.out),
+        open_client,
+        account=account,
+        resume=args.resume,
+        concurrency=args.concurrency,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -646,39 +715,12 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments without the program name (default ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 when every scene succeeded, 1 when any failed, 2 for usage errors,
-        130 when interrupted.
+        The exit status: 0 when every scene succeeded, 1 when any failed, 2 for usage errors
+        (nothing sent), 3 when stopped early by an account-level error, the daily quota, the
+        token cache or the disk, 130 when interrupted.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["sandbox"]:
-        from .sandbox import serve_main
-
-        return serve_main(argv[1:])
-    parser, commands = build_parser()
     try:
-        if argv[:1] and argv[0] in commands:
-            args = commands[argv[0]].parse_intermixed_args(argv[1:])
-            args.command = argv[0]
-        else:
-            args = parser.parse_args(argv)  # --help, --version, or a usage error
-    except SystemExit as exc:  # argparse exits 2 on errors, 0 for --help
-        return exc.code if isinstance(exc.code, int) else 2
-    started = time.perf_counter()
-    try:
-        batch = _prepare(args)
-        batch.checkpoint()
-    except (UsageError, OSError) as exc:
+        return _run(sys.argv[1:] if argv is None else list(argv))
+    except (UsageError, MissingExtraError) as exc:
         print(f"wxqr: error: {exc}", file=sys.stderr)
-        return 2
-    status = 130
-    try:
-        anyio.run(_amain, batch, args)
-        status = 0
-    except KeyboardInterrupt:
-        print("wxqr: interrupted", file=sys.stderr)
-    finally:
-        batch.checkpoint()
-    _report_failures(batch)
-    line, result = _summary(batch, time.perf_counter() - started)
-    print(line, file=sys.stderr)
-    return status or result
+        return EXIT_USAGE

@@ -272,7 +272,43 @@ class ErrorCode:
 def _catalogue(*rows: ErrorCode) -> Mapping[int, ErrorCode]:
     table = {row.code: row for row in rows}
     assert len(table) == len(rows), "duplicate errcode in the catalogue"
+    for code, meanings in _LINK_MEANINGS.items():
+        row = table[code]
+        table[code] = attrs.evolve(
+            row, per_endpoint=MappingProxyType({**meanings, **row.per_endpoint})
+        )
     return MappingProxyType(table)
+
+
+# -- Mini Program links (reference/links.md) -----------------------------------------------------
+# The link APIs answer some errcodes that other APIs answer too, with their own meaning there.
+# Those meanings are merged into the rows' ``per_endpoint`` by ``_catalogue`` (kept in one block
+# so the rows themselves stay as the other APIs define them).
+_SCHEME, _NFC, _URLLINK, _SHORTLINK = (
+    "wxa/generatescheme",
+    "wxa/generatenfcscheme",
+    "wxa/generate_urllink",
+    "wxa/genwxashortlink",
+)
+_QUERYSCHEME, _QUERYURLLINK = "wxa/queryscheme", "wxa/query_urllink"
+_LINK_GENERATORS: Final = (_SCHEME, _NFC, _URLLINK)
+_LINK_MEANINGS: Final[Mapping[int, Mapping[str, str]]] = {
+    40002: {
+        **dict.fromkeys(
+            (_SCHEME, _URLLINK, _QUERYSCHEME),
+            "no permission to generate links (personal-subject Mini Program, or not in "
+            "mainland China)",
+        ),
+        _NFC: "no permission: the NFC capability has not been applied for",
+    },
+    40013: dict.fromkeys(_LINK_GENERATORS, "link generation is banned for this AppID"),
+    40066: {_SHORTLINK: "page_url is not a page of the released Mini Program"},
+    44990: dict.fromkeys(
+        _LINK_GENERATORS,
+        "more than 100 calls per second (URL Scheme / NFC scheme / URL Link generation)",
+    ),
+    45009: {_SHORTLINK: "more than 10,000,000 Short Links generated today"},
+}
 
 
 _E = ErrorCode
@@ -548,6 +584,86 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     ),
     _E(85095, "data abnormal, please delete and re-add", "jump rule: delete and re-add", _Arg),
     _E(85096, "not allow include scancode_time field", "wxacode: scancode_time reserved", _Arg),
+    # -- Mini Program links (reference/links.md §2-§8) -----------------------------------------
+    _E(
+        44993,
+        "reach max api day frequence limit",
+        "more than 500,000 URL Schemes + URL Links generated today",
+        _Quota,
+    ),
+    _E(
+        85406,
+        "daily visit limit",
+        "today's opening quota of URL Schemes and URL Links is used up (query it with "
+        "remaining_visits)",
+        _Quota,
+    ),
+    _E(
+        85400,
+        "reach max long time quota limit",
+        "the lifetime cap of 100,000 permanent Short Links is reached",
+        _Quota,
+        per_endpoint=MappingProxyType(
+            dict.fromkeys(
+                (_SCHEME, _URLLINK),
+                "legacy cap of 100,000 long-lived links (seen in 2022 even on short-term requests)",
+            )
+        ),
+    ),
+    _E(
+        85079,
+        "miniprogram has no online release",
+        "the Mini Program has no released version: links cannot be generated",
+        _Perm,
+        account_level=True,
+    ),
+    _E(85088, "no cloudbase", "cloud_base used but cloud development is not enabled", _Perm),
+    _E(
+        85405,
+        "plaintext scheme not enabled",
+        "appid or path not enabled for plaintext schemes (MP console → 明文Scheme拉起此小程序)",
+        _Perm,
+    ),
+    _E(
+        85407,
+        "no scheme permission",
+        "no permission to generate URL Schemes",
+        _Perm,
+        account_level=True,
+    ),
+    _E(85408, "appid banned", "this AppID is banned from links", _Perm, account_level=True),
+    _E(
+        43104,
+        "this appid does not have permission",
+        "Short Links are only for e-commerce categories (电商平台, 商家自营, 跨境电商)",
+        _Perm,
+        account_level=True,
+    ),
+    _E(
+        9800007,
+        "model_id has no capability",
+        "NFC: the device model_id lacks the 'NFC opens Mini Program' capability",
+        _Perm,
+    ),
+    _E(40165, "invalid weapp pagepath", "links: path is not a page of the released app", _Arg),
+    _E(40212, "invalid query", "links: query not k1=v1&k2=v2 or has illegal characters", _Arg),
+    _E(
+        40225,
+        "invalid page title",
+        "Short Link: page_title refused (illegal content)",
+        _Arg,
+    ),
+    _E(
+        85401,
+        "time limit between 1min and 30days",
+        "links: expire_time must be 1 minute .. 30 days ahead (Unix seconds)",
+        _Arg,
+    ),
+    _E(85402, "invalid env_version", "links: env_version not release/trial/develop", _Arg),
+    _E(85403, "not found", "links: scheme or URL Link not found", _Arg),
+    _E(9800003, "model_id check failed", "NFC: model_id check failed", _Arg),
+    _E(9800008, "sn required", "NFC: a one-code-per-device model needs sn", _Arg),
+    _E(9800009, "sn must be empty", "NFC: a one-code-per-model model must have an empty sn", _Arg),
     _E(9410010, "long_data too long", "shorten: long_data over 4 KB", _Arg),
     _E(9410011, "expire_seconds over limit", "shorten: expire_seconds over 2592000", _Arg),
     _E(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import attrs
 
@@ -11,14 +12,23 @@ __all__ = [
     "CallbackCheck",
     "CallbackDns",
     "CallbackPing",
+    "CloudBase",
+    "EnvVersion",
     "QrJumpFile",
     "QrJumpRule",
     "QrJumpRules",
     "QrTicket",
     "RateWindow",
     "RidInfo",
+    "Scheme",
+    "SchemeInfo",
     "ShortenData",
+    "UrlLink",
+    "UrlLinkInfo",
 ]
+
+#: The Mini Program version a code or link opens: ``"release"``, ``"trial"`` or ``"develop"``.
+EnvVersion = Literal["release", "trial", "develop"]
 
 
 @attrs.frozen
@@ -196,3 +206,91 @@ class CallbackCheck:
 
     dns: tuple[CallbackDns, ...] = ()
     ping: tuple[CallbackPing, ...] = ()
+
+
+# links ------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Scheme:
+    """An encrypted URL Scheme from ``generatescheme`` or ``generatenfcscheme``.
+
+    Attributes:
+        openlink: ``weixin://dl/business/?t=TICKET``; append ``&cq=...`` (≤ 256 chars,
+            url-encoded) for a per-use parameter.
+    """
+
+    openlink: str
+
+
+@attrs.frozen
+class UrlLink:
+    """An encrypted URL Link from ``generate_urllink``.
+
+    Attributes:
+        url_link: ``https://wxaurl.cn/TICKET``; append ``?cq=...`` for a per-use parameter.
+    """
+
+    url_link: str
+
+
+@attrs.frozen
+class CloudBase:
+    """A cloud-development static H5 page used as a URL Link's interstitial page.
+
+    Pass one as ``cloud_base`` to :meth:`wxqr.resources.Links.generate_url_link`;
+    :class:`UrlLinkInfo` reports it back.
+
+    Attributes:
+        env: the cloud environment (required in a request).
+        domain: the static site's domain (WeChat's example answer spells it ``doamin``; both
+            spellings are read).
+        path: the H5 page path, without a query.
+        query: the H5 page query, ≤ 1024 characters.
+        resource_appid: for third-party batch cloud development.
+    """
+
+    env: str = ""
+    domain: str = ""
+    path: str = ""
+    query: str = ""
+    resource_appid: str = ""
+
+
+@attrs.frozen
+class SchemeInfo:
+    """What ``queryscheme`` reports about a URL Scheme.
+
+    Attributes:
+        appid: the Mini Program.
+        path: the page it opens (``""`` = home page).
+        query: its query (a ``cq`` parameter shows here as ``a=hello``).
+        create_time: Unix seconds; ``None`` for plaintext schemes (not reported).
+        expire_time: Unix seconds; ``0`` = permanent; ``None`` when not reported.
+        env_version: ``release``, ``trial`` or ``develop``.
+    """
+
+    appid: str = ""
+    path: str = ""
+    query: str = ""
+    create_time: int | None = None
+    expire_time: int | None = None
+    env_version: str = "release"
+
+
+@attrs.frozen
+class UrlLinkInfo:
+    """What ``query_urllink`` reports about a URL Link.
+
+    Attributes:
+        appid, path, query, create_time, expire_time, env_version: as in :class:`SchemeInfo`.
+        cloud_base: the interstitial H5 page, if the link was made with one.
+    """
+
+    appid: str = ""
+    path: str = ""
+    query: str = ""
+    create_time: int | None = None
+    expire_time: int | None = None
+    env_version: str = "release"
+    cloud_base: CloudBase | None = None

@@ -13,6 +13,7 @@ from .. import _validate as v
 from .._decoder import Image
 from .._transport import Endpoint
 from ..errors import ValidationError
+from ..models import EnvVersion
 from ._base import Resource
 
 __all__ = ["WxaCode"]
@@ -30,7 +31,7 @@ def _style(
     auto_color: bool,
     line_color: tuple[int, int, int] | dict[str, int] | None,
     is_hyaline: bool,
-    env_version: str,
+    env_version: EnvVersion,
 ) -> dict[str, Any]:
     body["width"] = v.width(width)
     body["auto_color"] = v.boolean("auto_color", auto_color)
@@ -78,7 +79,7 @@ class WxaCode(Resource):
         auto_color: bool = False,
         line_color: tuple[int, int, int] | dict[str, int] | None = None,
         is_hyaline: bool = False,
-        env_version: str = "release",
+        env_version: EnvVersion = "release",
         timeout: float | None = None,
     ) -> Image:
         """A Mini Program code for a page with query (``getQRCode``, interface A).
@@ -105,7 +106,7 @@ class WxaCode(Resource):
         scene: str,
         page: str | None = None,
         check_path: bool = True,
-        env_version: str = "release",
+        env_version: EnvVersion = "release",
         width: int = 430,
         auto_color: bool = False,
         line_color: tuple[int, int, int] | dict[str, int] | None = None,

@@ -1,10 +1,10 @@
 """``wxqr.sandbox``: a faithful WeChat emulator that ships with the SDK.
 
 It answers every endpoint wxqr uses — both token kinds, ``qrcode/create`` + ``showqrcode``,
-``shorten``, the ``qrcodejump`` family, the three wxacode calls, the quota/rid APIs and the
-callback-IP and network-check APIs — from
-the facts in the reference, over an explicit :class:`SandboxState`: accounts, a virtual clock,
-quotas, recorded requests and injected faults. Use it in-process (fast tests)::
+``shorten``, the ``qrcodejump`` family, the three wxacode calls, the Mini Program links, the
+quota/rid APIs and the callback-IP and network-check APIs — from the facts in the reference,
+over an explicit :class:`SandboxState`: accounts, a virtual clock, quotas, recorded requests
+and injected faults. Use it in-process (fast tests)::
 
     state = SandboxState(seed=1)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(state)),
@@ -38,6 +38,7 @@ from ._state import (
     Account,
     IssuedToken,
     JumpRule,
+    MiniLink,
     RecordedRequest,
     SandboxState,
     ShortKey,
@@ -61,6 +62,7 @@ __all__ = [
     "FaultPlan",
     "IssuedToken",
     "JumpRule",
+    "MiniLink",
     "Push",
     "PushConfig",
     "RecordedRequest",

@@ -26,7 +26,7 @@ import anyio
 import attrs
 import httpx
 
-from . import _openapi, _push, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
+from . import _links, _openapi, _push, _qrcode, _qrcode_jump, _shorten, _tokens, _wxacode
 from ._faults import REPLACING_KINDS, Fault, FaultKind
 from ._http import (
     ASGIApp,
@@ -88,6 +88,13 @@ ROUTES: dict[str, Route] = {
     "cgi-bin/clear_quota": Route(_openapi.handle_clear_quota),
     "cgi-bin/openapi/quota/get": Route(_openapi.handle_quota_get),
     "cgi-bin/openapi/rid/get": Route(_openapi.handle_rid_get),
+    # Mini Program links (links.md)
+    "wxa/generatescheme": Route(_links.handle_generate_scheme),
+    "wxa/queryscheme": Route(_links.handle_query_scheme),
+    "wxa/generatenfcscheme": Route(_links.handle_generate_nfc_scheme),
+    "wxa/generate_urllink": Route(_links.handle_generate_url_link),
+    "wxa/query_urllink": Route(_links.handle_query_url_link),
+    "wxa/genwxashortlink": Route(_links.handle_generate_short_link),
     "cgi-bin/clear_quota/v2": Route(_openapi.handle_clear_quota_v2, authenticated=False),
     "cgi-bin/openapi/quota/clear": Route(_openapi.handle_clear_api_quota),
     "cgi-bin/getcallbackip": Route(_openapi.handle_getcallbackip, method="GET"),

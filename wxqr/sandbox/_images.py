@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 
+from .._extras import require
+
 __all__ = ["qr_png"]
 
 
@@ -39,7 +41,8 @@ def qr_png(
     Returns:
         the PNG bytes.
     """
-    import segno  # optional dependency (the `sandbox` extra): imported only when drawing
+    # An optional dependency (the `sandbox` extra): imported only when drawing.
+    segno = require("segno", "sandbox", "the wxqr sandbox draws its images with segno")
 
     qr = segno.make_qr(content, error="m", boost_error=False)
     modules = qr.symbol_size(scale=1, border=0)[0]

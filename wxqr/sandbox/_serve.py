@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .._extras import MissingExtraError, require
 from ._app import create_app
 from ._faults import FaultKind
 from ._http import ASGIApp, Receive, Scope, Send
@@ -26,7 +27,7 @@ __all__ = ["build_parser", "serve", "serve_main", "served"]
 
 
 def _make_server(app: ASGIApp, *, log_level: str) -> Any:
-    import uvicorn
+    uvicorn = require("uvicorn", "sandbox", "serving the sandbox on a socket needs uvicorn")
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class _AbortableH11Protocol(H11Protocol):
@@ -137,13 +138,17 @@ def serve(
         host: interface to bind.
         port: port to bind; 0 picks a free one.
         log_level: uvicorn's log level.
-        announce: print ``wxqr sandbox listening on <base URL>`` once the socket listens.
+        announce: print ``wxqr sandbox listening on <base URL>`` once the socket listens, and
+            the appid/secret of every account it accepts (emulator credentials, not secrets).
         app: serve this ASGI app instead of ``create_app(state)`` (see :func:`served`).
     """
-    server = _make_server(app or create_app(state or SandboxState()), log_level=log_level)
+    state = state or SandboxState()
+    server = _make_server(app or create_app(state), log_level=log_level)
     sock = _bind(host, port)
     if announce:
         print(f"wxqr sandbox listening on {_base_url(sock)}", flush=True)
+        for account in list(state.accounts.values()):
+            print(f"  accepts appid {account.appid} secret {account.secret}", flush=True)
     try:
         server.run(sockets=[sock])
     finally:
@@ -155,12 +160,17 @@ def build_parser(prog: str = "wxqr sandbox") -> argparse.ArgumentParser:
     kinds = ", ".join(kind.value for kind in FaultKind)
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Serve the wxqr WeChat emulator (api.weixin.qq.com + mp.weixin.qq.com).",
+        description="Serve the wxqr WeChat emulator (api.weixin.qq.com + mp.weixin.qq.com). "
+        "It accepts the account given by --appid/--secret and prints both at start-up.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8900, help="port, 0 = any (default 8900)")
-    parser.add_argument("--appid", default=DEFAULT_APPID, help="the account's AppID")
-    parser.add_argument("--secret", default=DEFAULT_SECRET, help="the account's AppSecret")
+    parser.add_argument(
+        "--appid", default=DEFAULT_APPID, help="the account's AppID (default %(default)s)"
+    )
+    parser.add_argument(
+        "--secret", default=DEFAULT_SECRET, help="the account's AppSecret (default %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible runs")
     parser.add_argument(
         "--personal", action="store_true", help="personal-type account (jump rules: 85075)"
@@ -240,6 +250,17 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         state = state_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(state, args.host, args.port, log_level=args.log_level)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(state, args.host, args.port, log_level=args.log_level)
+    except MissingExtraError as exc:
+        print(f"wxqr sandbox: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(
+            f"wxqr sandbox: error: cannot listen on {args.host}:{args.port}: {exc.strerror} "
+            "(choose another --port, or --port 0 for any free one)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

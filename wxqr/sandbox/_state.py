@@ -31,6 +31,7 @@ __all__ = [
     "Account",
     "IssuedToken",
     "JumpRule",
+    "MiniLink",
     "RecordedRequest",
     "SandboxState",
     "ShortKey",
@@ -142,12 +143,47 @@ class JumpRule:
         }
 
 
+@attrs.define
+class MiniLink:
+    """A Mini Program link the sandbox generated (URL Scheme, NFC scheme, URL Link, Short Link).
+
+    Attributes:
+        link: the link as handed out (``weixin://dl/business/?t=...``,
+            ``https://wxaurl.cn/...``, ``#小程序://...``).
+        kind: ``"scheme"``, ``"nfc_scheme"``, ``"url_link"`` or ``"short_link"``.
+        appid: the Mini Program it opens.
+        path: the page (``""`` = home page); for Short Links the page part of ``page_url``.
+        query: the query the page receives.
+        env_version: ``release``, ``trial`` or ``develop``.
+        created_at: virtual Unix time of generation.
+        expires_at: virtual Unix expiry; ``None`` for permanent links (NFC, permanent Short
+            Links).
+        cloud_base: a URL Link's ``cloud_base`` object, as sent.
+        title: a Short Link's page title (as shown: cut to 20 characters plus ``...``).
+        model_id, sn: an NFC scheme's device.
+    """
+
+    link: str
+    kind: str
+    appid: str
+    path: str
+    query: str
+    env_version: str
+    created_at: float
+    expires_at: float | None
+    cloud_base: dict[str, Any] | None = None
+    title: str = ""
+    model_id: str = ""
+    sn: str = ""
+
+
 def _default_daily_limits() -> dict[str, int]:
     # Official quota table (reference §1, §2, §3): the calls a day before 45009.
     return {
         "cgi-bin/token": 2000,
         "cgi-bin/stable_token": 500_000,
         "cgi-bin/qrcode/create": 100_000,
+        "wxa/genwxashortlink": 10_000_000,  # links.md §7
     }
 
 
@@ -180,6 +216,18 @@ class Account:
             and "pings" it; ``None``: none configured, 40201).
         stable_force_refresh_limit: forced stable_token refreshes per day (45009 beyond).
         qrcodejump_open: the ``qrcodejump_open`` flag ``qrcodejumpget`` reports.
+        links_per_second: link generations (scheme + NFC + URL Link) per virtual second
+            (44990 beyond; links.md §2).
+        links_daily_limit: encrypted schemes + NFC schemes + URL Links generated per Beijing
+            day (44993 beyond; 500,000).
+        permanent_short_link_limit: permanent Short Links in the account's lifetime (85400).
+        link_visit_quota: openings of schemes and URL Links per day (``queryscheme`` with
+            ``query_type=1`` reports what is left; 85406 once it is used up).
+        link_expiry_out_of_range: ``"reject"`` answers 85401 to an expiry outside 1 min .. 30
+            days (the error table) or ``"clamp"`` gives 30 days (the 2022 notice).
+        short_links_allowed: the category may use Short Links (False: 43104).
+        cloud_base_enabled: cloud development is on (False: ``cloud_base`` answers 85088).
+        nickname: the Mini Program's name, shown in Short Links.
     """
 
     appid: str
@@ -202,6 +250,14 @@ class Account:
     callback_url: str | None = "https://wxqr-sandbox.example/wechat"
     stable_force_refresh_limit: int = 20
     qrcodejump_open: int = 1
+    links_per_second: int = 100
+    links_daily_limit: int = 500_000
+    permanent_short_link_limit: int = 100_000
+    link_visit_quota: int = 3_000_000
+    link_expiry_out_of_range: str = "reject"
+    short_links_allowed: bool = True
+    cloud_base_enabled: bool = True
+    nickname: str = "小程序示例"
 
     # -- runtime data (what the account has done so far) -------------------------------------
     #: permanent QR codes created so far
@@ -220,6 +276,8 @@ class Account:
     tokens: dict[str, list[IssuedToken]] = attrs.field(factory=dict, kw_only=True)
     #: virtual time of the last forced stable_token refresh
     last_force_refresh: float | None = attrs.field(default=None, kw_only=True)
+    #: permanent Short Links generated so far (85400 at ``permanent_short_link_limit``)
+    permanent_short_links: int = attrs.field(default=0, kw_only=True)
 
     def used(self, name: str, period: object) -> int:
         """How often counter ``name`` was bumped during ``period`` (a day, month, minute...)."""
@@ -328,6 +386,8 @@ class SandboxState:
         self.tickets: dict[str, Ticket] = {}
         self.short_keys: dict[str, ShortKey] = {}
         self.rids: dict[str, RidRecord] = {}
+        #: generated Mini Program links, by the link string
+        self.links: dict[str, MiniLink] = {}
         #: where scans are pushed (``configure_push``), and every push made (``scan``)
         self.push: PushConfig | None = None
         self.pushes: list[Push] = []
@@ -406,6 +466,25 @@ class SandboxState:
         hexdigits = "0123456789abcdef"
         now = int(self.clock.now()) & 0xFFFFFFFF
         return f"{now:08x}-{self.random_string(8, hexdigits)}-{self.random_string(8, hexdigits)}"
+
+    # -- Mini Program links -------------------------------------------------------------------
+    def open_link(self, link: str) -> MiniLink:
+        """Simulate a user opening a scheme or URL Link: spends one of today's visits.
+
+        Raises:
+            KeyError: the link was never generated.
+            RuntimeError: the link has expired, or today's visit quota is used up (85406).
+        """
+        with self.lock:
+            entry = self.links[link.split("&cq=")[0].split("?cq=")[0]]
+            account = self.accounts[entry.appid]
+            if entry.expires_at is not None and self.clock.now() >= entry.expires_at:
+                raise RuntimeError("the link has expired")
+            day = self.clock.day()
+            if account.used("links:visits", day) >= account.link_visit_quota:
+                raise RuntimeError("daily visit limit (85406)")
+            account.bump("links:visits", day)
+            return entry
 
     # -- scan pushes (``_push.py``) --------------------------------------------------------------
     def configure_push(self, url: str = "http://receiver/", **options: Any) -> PushConfig:
