@@ -306,8 +306,8 @@ class Transport:
         params: Mapping[str, str] | None,
         timeout: float | None,
     ) -> Any:
-        # Encoded once, whatever the attempts; masked in tracebacks' locals (a body may hold
-        # the AppSecret: clear_quota_with_secret).
+        # Encoded once, whatever the attempts; Sealed: a body may hold the AppSecret
+        # (clear_quota_with_secret), and traceback locals must not show it.
         body = None if json is None else Sealed(dumps(json))
         bucket = endpoint.rate_bucket
         limit = self._rate_limits.get(bucket) if bucket else None
