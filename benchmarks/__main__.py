@@ -1,7 +1,8 @@
 """``python -m benchmarks``: run the sections and print one markdown report.
 
 Sections: ``throughput`` (loopback, nginx or the sandbox), ``overhead`` (CPU per call on
-MockTransport), ``tokens`` (token fetches seen by the server), ``scaling`` (time and RSS vs N).
+MockTransport), ``tokens`` (token fetches seen by the server), ``scaling`` (time and RSS vs N),
+``tls`` (HTTPS through nginx, handshakes counted) and ``latency`` (a server 20 ms away).
 ``--profile`` adds a cProfile listing of the wxqr-side functions of one call path.
 """
 
@@ -18,7 +19,7 @@ import pstats
 import sys
 import time
 
-SECTIONS = ("throughput", "overhead", "tokens", "scaling")
+SECTIONS = ("throughput", "overhead", "tokens", "scaling", "tls", "latency")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +37,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--proc-calls", type=int, help="calls per token process (1000)")
     parser.add_argument("--sizes", help="scaling sizes, comma-separated (1000,10000,50000)")
     parser.add_argument("--overhead-calls", type=int, help="sequential calls per round (5000)")
+    parser.add_argument("--tls-calls", type=int, help="calls per TLS run (5000)")
+    parser.add_argument("--latency-calls", type=int, help="calls per latency run (2000)")
     parser.add_argument(
         "--server", choices=("auto", "nginx", "sandbox"), default="auto", help="loopback server"
     )
@@ -57,6 +60,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         else ([200, 1000] if quick else [1000, 10000, 50000])
     )
     args.overhead_calls = args.overhead_calls or (200 if quick else 5000)
+    args.tls_calls = args.tls_calls or (300 if quick else 5000)
+    args.latency_calls = args.latency_calls or (300 if quick else 2000)
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
@@ -76,7 +81,7 @@ def _versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     parts = []
-    for name in ("wxqr", "httpx", "aiohttp", "wechatpy"):
+    for name in ("wxqr", "httpx", "aiohttp", "orjson", "wechatpy"):
         try:
             parts.append(f"{name} {version(name)}")
         except PackageNotFoundError:
@@ -129,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write(
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs; {_versions()}.\n"
-        "Every ratio compares figures measured in this same run.\n"
+        "Every ratio compares figures measured in this same run; event loop: asyncio's own "
+        "(wxqr never installs one; uvloop measured no gain in CPU per call here).\n"
         f"Load average at start: {_load()} (other work on the machine skews throughput rows).\n"
     )
     out.flush()
@@ -198,6 +204,31 @@ def main(argv: list[str] | None = None) -> int:
         )
         out.flush()
         out.write(scaling.section(args.sizes, args.concurrency) + "\n")
+    if "tls" in args.chosen:
+        from . import production
+        from .throughput import wechatpy_available
+
+        out.write(
+            f"\n### 5. TLS: {args.tls_calls:,} gathered create_temporary calls over HTTPS, "
+            f"{args.concurrency} in flight (nginx, self-signed certificate made for this run)\n\n"
+        )
+        out.flush()
+        try:
+            tls_wechatpy = not args.no_wechatpy and wechatpy_available()
+            out.write(production.tls_section(args.tls_calls, args.concurrency, tls_wechatpy) + "\n")
+        except FileNotFoundError as exc:
+            out.write(f"skipped: {exc} not found\n")
+        out.flush()
+    if "latency" in args.chosen:
+        from . import production
+
+        out.write(
+            f"\n### 6. Latency: a server 20 ms away, {args.latency_calls:,} gathered "
+            "create_temporary calls\n\n"
+        )
+        out.flush()
+        out.write(production.latency_section(args.latency_calls, [100, 500]) + "\n")
+        out.flush()
     if args.profile:
         out.write(f"\n### Profile: {args.profile:,} create_temporary calls on MockTransport\n\n")
         out.write(_profile(args.profile, args.concurrency) + "\n")

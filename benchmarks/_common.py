@@ -80,6 +80,13 @@ class Run:
     wall: float
     latencies: list[float] = attrs.field(factory=list)
     errors: int = 0
+    #: CPU seconds this process spent (``time.process_time``): steadier than wall on a
+    #: shared machine.
+    cpu: float = float("nan")
+
+    @property
+    def cpu_per_call(self) -> float:
+        return self.cpu / self.n
 
     @property
     def rate(self) -> float:
@@ -107,18 +114,22 @@ async def gather_bounded(
             await call(i)
             latencies.append(clock() - started)
 
-    started = clock()
+    started, cpu = clock(), time.process_time()
     if bounded:
         await asyncio.gather(*(one(i) for i in range(n)))
     else:
         await asyncio.gather(*(call(i) for i in range(n)))
-    return Run(n=n, wall=clock() - started, latencies=latencies)
+    return Run(n=n, wall=clock() - started, latencies=latencies, cpu=time.process_time() - cpu)
 
 
 def ratio(a: float, b: float) -> str:
     if b == 0 or a != a or b != b:
         return "n/a"
     return f"{a / b:.2f}×"
+
+
+def us(seconds: float) -> str:
+    return "n/a" if seconds != seconds else f"{seconds * 1e6:.0f}"
 
 
 def ms(seconds: float) -> str:

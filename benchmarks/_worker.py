@@ -2,6 +2,7 @@
 
 ``python -m benchmarks._worker tokens --mode wxqr-redis|wxqr-memory|wechatpy ...``
 ``python -m benchmarks._worker scale --n 10000 --kind wxqr|bare``
+``python -m benchmarks._worker tls --kind wxqr|aiohttp|wechatpy --base https://... --n 2000``
 
 Each prints one JSON line on stdout.
 """
@@ -160,6 +161,68 @@ async def _scale(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _tls_async(args: argparse.Namespace) -> Any:
+    """wxqr default or raw aiohttp, ``n`` gathered create calls over HTTPS (run with
+    ``SSL_CERT_FILE`` naming the benchmark's certificate: aiohttp reads it at import)."""
+    from ._common import create_body, gather_bounded
+
+    base, c = args.base, args.concurrency
+    warmup = min(200, max(args.n // 10, 20))
+    if args.kind == "wxqr":
+        import wxqr
+
+        async with wxqr.Client(
+            APPID, SECRET, api_base_url=base, mp_base_url=base, rate_limits={}, max_concurrency=c
+        ) as client:
+
+            def call(i: int) -> Any:
+                return client.qrcode.create_temporary(scene_id=i + 1, expire_seconds=EXPIRE)
+
+            await gather_bounded(warmup, c, call)
+            return await gather_bounded(args.n, c, call)
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)) as session:
+        async with session.post(f"{base}/cgi-bin/stable_token", json={}) as response:
+            token = json.loads(await response.read())["access_token"]
+        url = f"{base}/cgi-bin/qrcode/create"
+
+        async def raw(i: int) -> Any:
+            params = {"access_token": token}
+            async with session.post(url, params=params, json=create_body(i)) as response:
+                response.raise_for_status()
+                return json.loads(await response.read())
+
+        await gather_bounded(warmup, c, raw)
+        return await gather_bounded(args.n, c, raw)
+
+
+def _tls(args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == "wechatpy":
+        import warnings
+
+        from ._servers import Server
+        from .throughput import run_threads, wechatpy_call, wechatpy_client
+
+        warnings.simplefilter("ignore")
+        server = Server("?", args.base, APPID, SECRET, lambda: 0, "")
+        client = wechatpy_client(server, args.concurrency)
+        client._http.mount("https://", client._http.adapters["http://"])
+        client.access_token  # noqa: B018 - one fetch before timing
+        call = wechatpy_call(client, "/cgi-bin/qrcode/create")
+        run_threads(call, min(200, max(args.n // 10, 20)), args.concurrency)
+        run = run_threads(call, args.n, args.concurrency)
+    else:
+        run = asyncio.run(_tls_async(args))
+    return {
+        "n": run.n,
+        "wall": run.wall,
+        "cpu": run.cpu,
+        "p50": run.pct(0.5),
+        "p99": run.pct(0.99),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -177,10 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     scale.add_argument("--n", type=int, required=True)
     scale.add_argument("--kind", choices=("wxqr", "bare"), default="wxqr")
     scale.add_argument("--concurrency", type=int, default=100)
+    tls = sub.add_parser("tls")
+    tls.add_argument("--kind", choices=("wxqr", "aiohttp", "wechatpy"), required=True)
+    tls.add_argument("--base", required=True)
+    tls.add_argument("--n", type=int, default=2000)
+    tls.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args(argv)
     if args.what == "tokens":
         wechatpy = args.mode == "wechatpy"
         out = _tokens_wechatpy(args) if wechatpy else asyncio.run(_tokens_wxqr(args))
+    elif args.what == "tls":
+        out = _tls(args)
     else:
         out = asyncio.run(_scale(args))
     sys.stdout.write(json.dumps(out) + "\n")

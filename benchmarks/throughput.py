@@ -16,7 +16,18 @@ import httpx
 
 import wxqr
 
-from ._common import CREATE, EXPIRE, UNLIMITED, Run, create_body, gather_bounded, ms, ratio, table
+from ._common import (
+    CREATE,
+    EXPIRE,
+    UNLIMITED,
+    Run,
+    create_body,
+    gather_bounded,
+    ms,
+    ratio,
+    table,
+    us,
+)
 from ._common import unlimited_body as _unlimited_body
 from ._servers import Server, fetch_token
 
@@ -80,14 +91,14 @@ async def run_wxqr_bare(server: Server, path: str, n: int, c: int, warmup: int) 
 async def run_raw_httpx(
     server: Server, path: str, n: int, c: int, warmup: int, aiohttp_transport: bool = False
 ) -> Run:
-    """Plain httpx calls; with ``aiohttp_transport`` over wxqr's own AiohttpTransport, i.e. the
-    raw client wxqr's default configuration is built on."""
+    """Plain httpx calls; with ``aiohttp_transport`` over an httpx transport that sends through
+    aiohttp (``_httpx_aiohttp.py``: wxqr 0.1's default wire, kept here for comparison)."""
     token = fetch_token(server)
     url = server.base_url + path
     body = _body(path)
     image = path == UNLIMITED[1]
     if aiohttp_transport:
-        from wxqr._aiohttp import AiohttpTransport
+        from ._httpx_aiohttp import AiohttpTransport
 
         client = httpx.AsyncClient(transport=AiohttpTransport(limits=_limits(c)), timeout=10.0)
     else:
@@ -168,11 +179,12 @@ def run_threads(call: Callable[[int], object], n: int, threads: int) -> Run:
         latencies.append(time.perf_counter() - started)
 
     with ThreadPoolExecutor(threads) as pool:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in pool.map(one, range(n)):
             pass
         wall = time.perf_counter() - started
-    return Run(n=n, wall=wall, latencies=latencies)
+        cpu = time.process_time() - cpu
+    return Run(n=n, wall=wall, latencies=latencies, cpu=cpu)
 
 
 def run_wechatpy(server: Server, path: str, n: int, c: int, warmup: int) -> Run:
@@ -214,10 +226,10 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
         if with_wechatpy:
             runs["wechatpy"] = run_wechatpy(server, path, n, c, warmup)
         labels = {
-            "wxqr": f"wxqr default ({transport})",
+            "wxqr": f"wxqr default ({transport} wire)",
             "wxqr-bare": "wxqr default, bare gather (no caller semaphore)",
             "raw-aiohttp": "raw aiohttp ClientSession",
-            "raw-httpx-aiohttp": "raw httpx over wxqr's AiohttpTransport",
+            "raw-httpx-aiohttp": "raw httpx over an aiohttp transport (wxqr 0.1's wire)",
             "wxqr-httpx": "wxqr on plain httpx.AsyncClient",
             "raw-httpx": "raw httpx.AsyncClient",
             "wechatpy": f"wechatpy 1.8.18, ThreadPoolExecutor({c})",
@@ -232,6 +244,7 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
                 ratio(w.rate, wp.rate) if wp else "skipped",
                 ratio(w.rate, runs["wxqr-httpx"].rate),
                 ratio(w.rate, runs["raw-aiohttp"].rate),
+                ratio(w.cpu_per_call, runs["raw-aiohttp"].cpu_per_call),
                 ratio(w.wall, runs["raw-aiohttp"].wall),
                 ratio(w.wall, runs["raw-httpx-aiohttp"].wall),
                 ratio(runs["wxqr-httpx"].wall, runs["raw-httpx"].wall),
@@ -239,12 +252,13 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
         )
     base = rows[0].run.rate
     body = table(
-        ["endpoint", "client", "req/s", "p50 ms", "p99 ms", "throughput vs wxqr"],
+        ["endpoint", "client", "req/s", "CPU µs/call", "p50 ms", "p99 ms", "throughput vs wxqr"],
         [
             [
                 r.endpoint,
                 r.client,
                 f"{r.run.rate:,.0f}",
+                us(r.run.cpu_per_call),
                 ms(r.run.pct(0.50)),
                 ms(r.run.pct(0.99)),
                 ratio(r.run.rate, base if r.endpoint == CREATE[0] else _first(rows, r).run.rate),
@@ -258,8 +272,9 @@ def section(server: Server, n: int, c: int, warmup: int, with_wechatpy: bool) ->
             "wxqr / wechatpy (req/s)",
             "wxqr / wxqr-on-plain-httpx (req/s)",
             "wxqr / raw aiohttp (req/s)",
+            "wxqr / raw aiohttp (CPU per call)",
             "wxqr wall / raw aiohttp wall",
-            "wxqr wall / raw httpx+AiohttpTransport wall",
+            "wxqr wall / raw httpx-over-aiohttp wall",
             "wxqr-on-httpx wall / raw httpx wall",
         ],
         ratios,
@@ -272,9 +287,10 @@ def _first(rows: list[Row], row: Row) -> Row:
 
 
 def _default_transport_name() -> str:
+    from wxqr._wire import wire_name
+
     async def probe() -> str:
         async with wxqr.Client("wx0", "s") as client:
-            http = client._get_http()
-            return type(http._transport).__name__
+            return wire_name(client._get_wire())
 
     return asyncio.run(probe())

@@ -44,6 +44,7 @@ PUBLIC = [
     "RateLimiter",
     "RateWindow",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RidInfo",
     "Scheme",
     "SchemeInfo",

@@ -73,31 +73,42 @@ async def test_the_token_is_cached_with_its_absolute_expiry():
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"),
+    ("answer", "expected", "requests"),
     [
-        pytest.param(error(40125), wxqr.CredentialError, id="40125-wrong-secret"),
-        pytest.param(error(40164), wxqr.CredentialError, id="40164-ip-whitelist"),
-        pytest.param(error(40243), wxqr.CredentialError, id="40243-secret-frozen"),
-        pytest.param(error(89503), wxqr.AdminConfirmationError, id="89503-admin-confirmation"),
-        pytest.param(error(45009), wxqr.QuotaExceededError, id="45009-token-quota"),
-        pytest.param({"expires_in": 7200}, wxqr.ResponseDecodeError, id="no-access_token"),
-        pytest.param({"access_token": "T"}, wxqr.ResponseDecodeError, id="no-expires_in"),
+        pytest.param(error(40125), wxqr.CredentialError, 1, id="40125-wrong-secret"),
+        pytest.param(error(40164), wxqr.CredentialError, 1, id="40164-ip-whitelist"),
+        pytest.param(error(40243), wxqr.CredentialError, 1, id="40243-secret-frozen"),
+        pytest.param(error(89503), wxqr.AdminConfirmationError, 1, id="89503-admin-confirmation"),
+        pytest.param(error(45009), wxqr.QuotaExceededError, 1, id="45009-token-quota"),
+        # Transient: the token flight retries them (max_retries=2), then raises.
+        pytest.param(error(-1), wxqr.SystemBusyError, 3, id="busy"),
+        pytest.param({"expires_in": 7200}, wxqr.ResponseDecodeError, 3, id="no-access_token"),
+        pytest.param({"access_token": "T"}, wxqr.ResponseDecodeError, 3, id="no-expires_in"),
         pytest.param(
             httpx.Response(200, text="<html>busy</html>", headers={"content-type": "text/html"}),
             wxqr.ResponseDecodeError,
+            3,
             id="html",
         ),
-        pytest.param(raises(httpx.ConnectError), wxqr.TransportError, id="connect-error"),
+        pytest.param(raises(httpx.ConnectError), wxqr.TransportError, 3, id="connect-error"),
     ],
 )
-async def test_failed_fetches_raise_typed_errors(answer, expected):
+async def test_failed_fetches_raise_typed_errors(answer, expected, requests):
     fake = FakeWeChat()
-    fake.reply("cgi-bin/stable_token", answer)
-    async with fake.client() as wx:
+    fake.reply_always("cgi-bin/stable_token", answer)
+    async with fake.client(max_retries=2, retry_backoff=0) as wx:
         with pytest.raises(expected) as info:
             await wx.access_token()
     assert info.value.endpoint == "cgi-bin/stable_token"
-    assert len(fake.token_requests) == 1
+    assert len(fake.token_requests) == requests
+
+
+async def test_one_transient_fetch_failure_is_retried_by_the_flight():
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", error(-1))
+    async with fake.client(retry_backoff=0) as wx:
+        assert await wx.access_token() == fake.issued[0]
+    assert len(fake.token_requests) == 2
 
 
 # -- caching and the refresh margin ---------------------------------------------------------------
@@ -119,13 +130,21 @@ async def test_a_token_with_7200_seconds_is_reused():
     [
         pytest.param(300, 300.0, id="expires_in-equals-margin"),
         pytest.param(120, 300.0, id="expires_in-below-margin"),
-        pytest.param(7200, 7200.0, id="margin-7200"),
+        pytest.param(7200, 7199.0, id="margin-7199"),
     ],
 )
-async def test_a_token_inside_the_refresh_margin_is_refetched(expires_in, margin):
+async def test_a_token_issued_inside_the_refresh_margin_is_used_for_half_its_life(
+    expires_in, margin
+):
+    clock = [1_000_000.0]
     fake = FakeWeChat(expires_in=expires_in)
     async with fake.client(refresh_margin=margin, stable_token=False) as wx:
+        wx._tokens._clock = lambda: clock[0]
         first = await wx.access_token()
+        clock[0] += expires_in / 2 - 1
+        assert await wx.access_token() == first
+        assert len(fake.token_requests) == 1
+        clock[0] += 2
         second = await wx.access_token()
     assert len(fake.token_requests) == 2
     assert (first, second) == tuple(fake.issued)

@@ -503,7 +503,7 @@ def _provider():
         ),
         pytest.param((APPID,), {"timeout": -1}, "timeout", "> 0", id="negative-timeout"),
         pytest.param((APPID,), {"timeout": 0}, "timeout", "> 0", id="zero-timeout"),
-        pytest.param((APPID,), {"timeout": "10"}, "timeout", ">= 0", id="timeout-str"),
+        pytest.param((APPID,), {"timeout": "10"}, "timeout", "> 0", id="timeout-str"),
         pytest.param(
             (APPID,), {"refresh_margin": -1}, "refresh_margin", ">= 0", id="negative-margin"
         ),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, overload
 
 from .errors import (
@@ -27,7 +27,30 @@ from .errors import (
     error_for,
 )
 
-__all__ = ["Image", "ImageKind", "decode", "image_kind"]
+__all__ = ["Image", "ImageKind", "decode", "image_kind", "loads"]
+
+_fast_loads: Callable[[bytes], Any] | None
+try:  # optional (``wxqr[speed]``): ~8x faster on WeChat's small answers
+    import orjson
+
+    _fast_loads = orjson.loads
+except ImportError:  # pragma: no cover - exercised where orjson is absent
+    _fast_loads = None
+
+
+def loads(body: bytes) -> Any:
+    """``json.loads`` (same results, same errors), through orjson when it is installed.
+
+    Whatever orjson refuses (``NaN``, integers beyond 64 bits, lone surrogate escapes) gets a
+    second opinion from ``json``, so the answer never depends on which is installed.
+    """
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(body)
+        except ValueError:
+            pass
+    return json.loads(body)
+
 
 Expect = Literal["json", "image"]
 ImageKind = Literal["png", "jpeg", "gif"]
@@ -204,7 +227,7 @@ def _maybe_json(body: bytes) -> dict[str, Any] | None:
     if not stripped.startswith(b"{"):
         return None
     try:
-        data = json.loads(stripped)
+        data = loads(stripped)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     return data if isinstance(data, dict) else None
@@ -212,7 +235,7 @@ def _maybe_json(body: bytes) -> dict[str, Any] | None:
 
 def _parse_json(body: bytes, endpoint: str) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, RecursionError) as exc:  # also: nesting too deep for json.loads
         raise ResponseDecodeError(
             f"malformed JSON ({len(body)} bytes): {exc.__class__.__name__}", endpoint=endpoint

@@ -19,31 +19,47 @@ Backoff is ``retry_backoff * 2**n`` capped at 8 s with full jitter; ``max_retrie
 retries of one call (the token retry is extra and happens at most once). Rate-limit waits are
 bounded by ``max_rate_limit_wait`` seconds per call, then :class:`RateLimitError` is raised.
 
+A failed token fetch is not retried here: the token manager's one flight already retried it
+(with backoff) for every caller waiting on it, and each of them raises its outcome.
+
+Client-side rate limits are counted when a request is *sent*: the call first takes its
+concurrency slot and its token, then the limiter admits it, then it goes out. So no window of a
+limit's length sees more than the limit, however long calls queued for slots or for a token.
+Calls of one rate bucket hold at most ``min(limit.calls, max_concurrency // 2)`` slots while
+they wait for budget, so a backlog of rate-limited calls never starves the other endpoints.
+
 Non-idempotent calls (``shorten.gen`` creates a key, ``qrcode_jump.publish`` spends a monthly
 quota) are never retried once the request may have reached WeChat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, Final, Literal
+from urllib.parse import urlencode
 
 import anyio
 import attrs
 import httpx
+import sniffio
 
+from . import _validate as v
 from ._decoder import decode
 from ._ratelimit import RateLimit, RateLimiter
 from ._tokens import TokenManager
+from ._wire import JSON_HEADERS, BodyTooLarge, Sealed, Target, Wire, WireError, dumps, redact
+from .caches._base import _OPERATION_BOUND
 from .errors import (
     AccessTokenError,
     APIError,
     HTTPStatusError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     TicketNotFoundError,
     TransportError,
 )
@@ -77,14 +93,6 @@ class Endpoint:
     idempotent: bool = True
     needs_token: bool = True
     rate_bucket: str | None = None
-
-
-_SECRET_IN_URL = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s\"'>]+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Mask ``access_token=`` / ``secret=`` values in a URL or message."""
-    return _SECRET_IN_URL.sub(r"\1***", text)
 
 
 class _RedactingFilter(logging.Filter):
@@ -136,7 +144,35 @@ def install_log_redaction() -> None:
             log.addFilter(_FILTER)
 
 
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+def _event_loop() -> object:
+    """The running event loop (asyncio) or run (trio), to tell two of them apart."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+    return None  # pragma: no cover - an unknown library: not checked
+
+
+class _NoGate:
+    """The bucket gate of endpoints without a rate limit."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_NO_GATE: Final = _NoGate()
 
 
 class Transport:
@@ -145,7 +181,7 @@ class Transport:
     def __init__(
         self,
         *,
-        http: Callable[[], httpx.AsyncClient],
+        wire: Callable[[], Wire],
         tokens: TokenManager,
         appid: str,
         api_base_url: str,
@@ -157,8 +193,9 @@ class Transport:
         rate_limiter: RateLimiter,
         retry_backoff: float,
         max_rate_limit_wait: float,
+        deadline: float | None = None,
     ) -> None:
-        self._http = http
+        self._wire = wire
         self.tokens = tokens
         self._bases = {"api": api_base_url.rstrip("/"), "mp": mp_base_url.rstrip("/")}
         self._timeout = timeout
@@ -169,13 +206,20 @@ class Transport:
         self._rate_limits = dict(rate_limits)
         self._limiter = rate_limiter
         self._limiter_keys = {bucket: f"{appid}:{bucket}" for bucket in self._rate_limits}
+        # Slots a rate bucket may hold while its calls wait for budget (see module docstring).
+        self._gates = {
+            bucket: anyio.Semaphore(min(limit.calls, max(1, max_concurrency // 2)))
+            for bucket, limit in self._rate_limits.items()
+        }
+        self._loop: object = None  # the event loop this client's connections belong to
         self._backoff = retry_backoff
         self._max_rate_wait = max_rate_limit_wait
+        self._deadline = deadline
         self._urls: dict[Endpoint, str] = {}
-        # (token, URL with ?access_token=) per endpoint: the query is encoded once per token
-        # (every ~2 hours), not once per call.
-        self._token_urls: dict[Endpoint, tuple[str, httpx.URL]] = {}
-        self._timeout_config = httpx.Timeout(timeout)
+        # (token, prepared URL with ?access_token=) per endpoint: the query is encoded and the
+        # wire's URL object built once per token (every ~2 hours), not once per call.
+        self._token_urls: dict[Endpoint, tuple[str, Target]] = {}
+        self._plain_urls: dict[Endpoint, Target] = {}
         #: Requests in flight right now, and the most seen at once (for tests/benchmarks).
         self.in_flight = 0
         self.max_in_flight = 0
@@ -187,12 +231,39 @@ class Transport:
             url = self._urls[endpoint] = f"{self._bases[endpoint.host]}/{endpoint.path}"
         return url
 
-    def _url_with_token(self, endpoint: Endpoint, token: str) -> httpx.URL:
+    def _url_with_token(self, endpoint: Endpoint, token: str) -> Target:
         cached = self._token_urls.get(endpoint)
         if cached is not None and cached[0] == token:
             return cached[1]
-        target = httpx.URL(self.url(endpoint), params={"access_token": token})
+        query = urlencode({"access_token": token})
+        target = self._wire().target(f"{self.url(endpoint)}?{query}")
         self._token_urls[endpoint] = (token, target)
+        return target
+
+    def check_loop(self) -> None:
+        """Bind the client to the running event loop on first use; refuse any other loop.
+
+        Raises:
+            RuntimeError: the client was first used in another event loop (its connections,
+                locks and in-flight token fetch belong to that loop).
+        """
+        loop = _event_loop()
+        if loop is self._loop:
+            return
+        if self._loop is None:
+            self._loop = loop
+            return
+        raise RuntimeError(
+            "this wxqr.Client is bound to the event loop it was first used in; create one "
+            "Client per event loop (e.g. per asyncio.run() or per worker thread)"
+        )
+
+    def _plain_url(self, endpoint: Endpoint, params: Mapping[str, str] | None) -> Target:
+        if params:
+            return self._wire().target(f"{self.url(endpoint)}?{urlencode(params)}")
+        target = self._plain_urls.get(endpoint)
+        if target is None:
+            target = self._plain_urls[endpoint] = self._wire().target(self.url(endpoint))
         return target
 
     async def call(
@@ -205,11 +276,42 @@ class Transport:
     ) -> Any:
         """Send one call with the retry policy in the module docstring.
 
+        With the client's ``deadline`` set, the whole call (token fetch, waits, every attempt
+        and backoff) is bounded by it: past it :class:`TransportError` is raised.
+
         Returns:
             The decoded JSON object, or image bytes for image endpoints.
+
+        Raises:
+            ValidationError: ``timeout`` is not a finite number of seconds > 0 (before any I/O).
+            RuntimeError: the client is used from a second event loop.
         """
-        url = self.url(endpoint)
-        limit = self._rate_limits.get(endpoint.rate_bucket) if endpoint.rate_bucket else None
+        if timeout is not None:
+            v.timeout(timeout)
+        if self._loop is None or _event_loop() is not self._loop:
+            self.check_loop()
+        if self._deadline is None:
+            return await self._attempts(endpoint, json, params, timeout)
+        with anyio.move_on_after(self._deadline) as scope:
+            return await self._attempts(endpoint, json, params, timeout)
+        assert scope.cancelled_caught
+        raise TransportError(
+            f"call deadline of {self._deadline:g}s exceeded", endpoint=endpoint.path
+        )
+
+    async def _attempts(
+        self,
+        endpoint: Endpoint,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> Any:
+        # Encoded once, whatever the attempts; Sealed: a body may hold the AppSecret
+        # (clear_quota_with_secret), and traceback locals must not show it.
+        body = None if json is None else Sealed(dumps(json))
+        bucket = endpoint.rate_bucket
+        limit = self._rate_limits.get(bucket) if bucket else None
+        gate: Any = self._gates[bucket] if limit is not None and bucket else _NO_GATE
         retries = 0
         token_retried = False
         rate_waited = 0.0
@@ -217,28 +319,28 @@ class Transport:
         replacement: str | None = None  # a token obtained after WeChat rejected `token`
         while True:
             sent = False  # whether this attempt's API request may have reached WeChat
+            failed: TransportError | None = None  # raised after the handler, without context
             try:
-                if limit is not None:
-                    # Waiting for rate budget happens outside the concurrency slots: 1,000
-                    # queued jump-rule calls (5/s) must not starve every other endpoint.
-                    assert endpoint.rate_bucket is not None
-                    await self._limiter.acquire(self._limiter_keys[endpoint.rate_bucket], limit)
-                async with self._semaphore:
+                if endpoint.needs_token and replacement is None:
+                    # Join the token flight before queueing for a slot: 2,000 gathered calls
+                    # then share one fetch (and its failure), not one per wave of slots.
+                    await self.tokens.warm()
+                async with gate, self._semaphore:
                     if endpoint.needs_token:
                         # Per attempt: a retry must not resend a token refreshed meanwhile.
                         token = replacement or await self.tokens.get()
                         replacement = None
                         target = self._url_with_token(endpoint, token)
                     else:
-                        target = httpx.URL(url)
+                        target = self._plain_url(endpoint, params)
+                    if limit is not None:
+                        # Counted now, as the request goes out (not when it was queued).
+                        assert bucket is not None
+                        await self._admit(bucket, limit, timeout)
                     sent = True
-                    response = await self._send(endpoint, target, params, json, timeout)
+                    status, headers, content = await self._send(endpoint, target, body, timeout)
                 return decode(
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    expect=endpoint.expect,
-                    endpoint=endpoint.path,
+                    status, headers, content, expect=endpoint.expect, endpoint=endpoint.path
                 )
             except AccessTokenError as exc:
                 if token_retried or not sent or token is None:
@@ -249,7 +351,11 @@ class Transport:
                 continue
             except RateLimitError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 1.0
-                if rate_waited + wait > self._max_rate_wait or retries >= self._max_retries:
+                if (
+                    not sent
+                    or rate_waited + wait > self._max_rate_wait
+                    or retries >= self._max_retries
+                ):
                     raise
                 rate_waited += wait
                 retries += 1
@@ -259,33 +365,33 @@ class Transport:
                 await anyio.sleep(wait)
                 continue
             except APIError as exc:
-                # Also covers a busy token endpoint: then the API request itself was never sent.
-                if not exc.retryable or retries >= self._max_retries:
+                # Not sent: the token endpoint's answer, already retried by the token flight.
+                if not sent or not exc.retryable or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
                 reason = f"errcode {exc.errcode}"
-            except TicketNotFoundError:
+            except (TicketNotFoundError, ResponseTooLargeError):
                 raise
             except HTTPStatusError as exc:
-                if exc.status_code < 500 or retries >= self._max_retries:
+                # Only 500-599 are server errors worth a retry (not 4xx, 3xx, nor a 999).
+                if not sent or not 500 <= exc.status_code < 600 or retries >= self._max_retries:
                     raise
                 if sent and not endpoint.idempotent:
                     raise
                 reason = f"HTTP {exc.status_code}"
             except ResponseDecodeError:
-                if retries >= self._max_retries or (sent and not endpoint.idempotent):
+                if not sent or retries >= self._max_retries or not endpoint.idempotent:
                     raise
                 reason = "undecodable answer"
             except _SendFailed as failure:
                 if not (failure.not_sent or endpoint.idempotent) or retries >= self._max_retries:
-                    raise failure.error from None
-                reason = failure.error.args[0]
-            except TransportError as exc:
-                # The token fetch failed: the API request was not sent, so any call may retry.
-                if retries >= self._max_retries:
-                    raise
-                reason = exc.args[0]
+                    failed = failure.error
+                else:
+                    reason = failure.error.args[0]
+            if failed is not None:
+                # Out of the handler: the failure is not chained to wxqr's internal _SendFailed.
+                raise failed
             delay = random.uniform(0, min(BACKOFF_CAP, self._backoff * 2**retries))
             retries += 1
             logger.info(
@@ -298,34 +404,47 @@ class Transport:
             )
             await anyio.sleep(delay)
 
+    async def _admit(self, bucket: str, limit: RateLimit, timeout: float | None) -> None:
+        # A shared (Redis) limiter's checks are bounded by this call's timeout.
+        reset = _OPERATION_BOUND.set(self._timeout if timeout is None else timeout)
+        try:
+            await self._limiter.acquire(self._limiter_keys[bucket], limit)
+        finally:
+            _OPERATION_BOUND.reset(reset)
+
     async def _send(
-        self,
-        endpoint: Endpoint,
-        url: httpx.URL,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        timeout: float | None,
-    ) -> httpx.Response:
+        self, endpoint: Endpoint, target: Target, body: bytes | None, timeout: float | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
         try:
-            return await self._http().request(
+            answer = await self._wire().send(
                 endpoint.method,
-                url,
-                params=params,
-                json=body,
-                timeout=self._timeout_config if timeout is None else timeout,
+                target,
+                body,
+                None if body is None else JSON_HEADERS,
+                self._timeout if timeout is None else timeout,
             )
-        except httpx.HTTPError as exc:
-            # httpx messages may embed the URL (and with it the token): never pass them on raw.
-            detail = redact(str(exc)) or exc.__class__.__name__
-            raise _SendFailed(
-                TransportError(f"{exc.__class__.__name__}: {detail}", endpoint=endpoint.path),
-                not_sent=isinstance(exc, _NOT_SENT),
-            ) from None
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s: HTTP %d", endpoint.method, target.shown, answer[0])
+            return answer
+        except WireError as exc:
+            logger.debug("%s %s: %s", endpoint.method, target.shown, exc.detail)
+            failure: Exception = (
+                ResponseDecodeError(exc.detail, endpoint=endpoint.path)
+                if exc.undecodable
+                else _SendFailed(
+                    TransportError(exc.detail, endpoint=endpoint.path), not_sent=exc.not_sent
+                )
+            )
+        except BodyTooLarge as exc:
+            failure = ResponseTooLargeError(
+                exc.limit, endpoint=endpoint.path, declared=exc.declared
+            )
         finally:
             self.in_flight -= 1
+        raise failure
 
 
 class _SendFailed(Exception):

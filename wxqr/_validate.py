@@ -56,14 +56,40 @@ def boolean(name: str, value: Any) -> bool:
     return value
 
 
+def utf8(name: str, value: str) -> bytes:
+    """The UTF-8 bytes of ``value``; a lone surrogate (``"\\ud800"``) cannot be sent."""
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            name,
+            f"must be valid Unicode text: a lone surrogate {value[exc.start]!r} at index "
+            f"{exc.start} cannot be encoded as UTF-8",
+        ) from None
+
+
 def text(name: str, value: Any, *, min_len: int = 1, max_len: int, unit: str = "chars") -> str:
-    """A ``str`` of ``min_len..max_len`` characters (or UTF-8 bytes when ``unit="bytes"``)."""
+    """A ``str`` of ``min_len..max_len`` characters (or UTF-8 bytes when ``unit="bytes"``),
+    encodable as UTF-8."""
     if not isinstance(value, str):
         raise ValidationError(name, f"must be a string, got {type(value).__name__}")
-    size = len(value.encode()) if unit == "bytes" else len(value)
+    encoded = utf8(name, value)
+    size = len(encoded) if unit == "bytes" else len(value)
     if not min_len <= size <= max_len:
         raise ValidationError(name, f"must be {min_len}..{max_len} {unit} long, got {size} {unit}")
     return value
+
+
+def timeout(value: Any, name: str = "timeout") -> float:
+    """Seconds: a finite number > 0 (``0``, negatives, NaN and infinity are refused)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        raise ValidationError(name, f"must be a finite number of seconds > 0, got {value!r:.40}")
+    return float(value)
 
 
 def exactly_one_scene(scene_id: Any, scene_str: Any) -> None:

@@ -8,6 +8,7 @@
     ├── HTTPStatusError            (a non-2xx answer)
     │   └── TicketNotFoundError    (showqrcode 404: unknown or expired ticket)
     ├── ResponseDecodeError        (HTML, truncated, malformed: neither image nor JSON)
+    │   └── ResponseTooLargeError  (the answer exceeds ``max_response_bytes``: not read)
     ├── TokenCacheError            (the token cache, e.g. Redis, failed)
     └── APIError                   (WeChat answered with a non-zero errcode)
         ├── SystemBusyError        (-1, 886001: transient, retried)
@@ -49,6 +50,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SystemBusyError",
     "TicketNotFoundError",
     "TokenCacheError",
@@ -115,6 +117,24 @@ class ResponseDecodeError(WxqrError):
     def __init__(self, message: str, *, endpoint: str | None = None) -> None:
         self.endpoint = endpoint
         super().__init__(message if endpoint is None else f"{endpoint}: {message}")
+
+
+class ResponseTooLargeError(ResponseDecodeError):
+    """The answer is larger than the client's ``max_response_bytes``; it was not read.
+
+    Raised as soon as the ``Content-Length`` announces more, or the (decompressed) body streams
+    past the cap; the connection is dropped. Not retried: the same call would get the same.
+
+    Attributes:
+        limit: the cap in bytes.
+    """
+
+    def __init__(
+        self, limit: int, *, endpoint: str | None = None, declared: int | None = None
+    ) -> None:
+        self.limit = limit
+        what = f"announces {declared:,} bytes" if declared is not None else "streamed past it"
+        super().__init__(f"answer over max_response_bytes={limit:,}: {what}", endpoint=endpoint)
 
 
 class TokenCacheError(WxqrError):
@@ -420,14 +440,15 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
         _Perm,
     ),
     _E(50001, "user unauthorized", "user not authorised for this API", _Perm),
-    _E(50002, "user limited", "account frozen, cancelled or limited", _Perm),
+    _E(50002, "user limited", "account frozen, cancelled or limited", _Perm, account_level=True),
     _E(
         50004,
         "user not allow to use accesstoken, maybe for punishment",
         "token API forbidden for this account",
         _Perm,
+        account_level=True,
     ),
-    _E(50007, "account frozen", "账号已冻结 (account frozen)", _Perm),
+    _E(50007, "account frozen", "账号已冻结 (account frozen)", _Perm, account_level=True),
     _E(
         61007,
         "api is unauthorized to component",
@@ -437,13 +458,49 @@ CATALOGUE: Final[Mapping[int, ErrorCode]] = _catalogue(
     _E(85074, "not published", "Mini Program has no released version yet", _Perm),
     _E(85075, "can not access", "personal-type Mini Programs cannot set jump rules", _Perm),
     # -- waiting for an administrator ---------------------------------------------------------
-    _E(89501, "pending confirmation exists", "已有待确认的请求，请稍后重试", _Admin),
-    _E(89502, "waiting for admin confirmation", "请耐心等待管理员确认", _Admin),
-    _E(89503, "this call needs admin confirmation", "此次调用需要管理员确认，请耐心等候", _Admin),
-    _E(89504, "waiting for admin confirmation", "正在等管理员确认，请耐心等待", _Admin),
-    _E(89505, "waiting for admin confirmation", "正在等管理员确认，请稍后重试", _Admin),
-    _E(89506, "ip rejected by admin, retry after 24 hours", "管理员拒绝，24 小时后重试", _Admin),
-    _E(89507, "ip rejected by admin, retry after 1 hour", "管理员拒绝，1 小时后重试", _Admin),
+    _E(
+        89501,
+        "pending confirmation exists",
+        "已有待确认的请求，请稍后重试",
+        _Admin,
+        account_level=True,
+    ),
+    _E(89502, "waiting for admin confirmation", "请耐心等待管理员确认", _Admin, account_level=True),
+    _E(
+        89503,
+        "this call needs admin confirmation",
+        "此次调用需要管理员确认，请耐心等候",
+        _Admin,
+        account_level=True,
+    ),
+    _E(
+        89504,
+        "waiting for admin confirmation",
+        "正在等管理员确认，请耐心等待",
+        _Admin,
+        account_level=True,
+    ),
+    _E(
+        89505,
+        "waiting for admin confirmation",
+        "正在等管理员确认，请稍后重试",
+        _Admin,
+        account_level=True,
+    ),
+    _E(
+        89506,
+        "ip rejected by admin, retry after 24 hours",
+        "管理员拒绝，24 小时后重试",
+        _Admin,
+        account_level=True,
+    ),
+    _E(
+        89507,
+        "ip rejected by admin, retry after 1 hour",
+        "管理员拒绝，1 小时后重试",
+        _Admin,
+        account_level=True,
+    ),
     # -- invalid requests ----------------------------------------------------------------------
     _E(40003, "invalid openid", "bad OpenID", _Arg),
     _E(40029, "invalid code", "invalid OAuth code", _Arg),

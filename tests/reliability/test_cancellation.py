@@ -4,8 +4,9 @@ A call is cancelled (anyio ``move_on_after``) while it waits for the token, for 
 slot, for the rate limiter, during the request itself and during a retry's backoff. Afterwards
 the same client must be fully usable: the next calls succeed, and -- the leak that matters --
 ``max_concurrency=2`` still lets exactly two requests run at once (a leaked semaphore slot would
-serialise them). Runs on asyncio and trio in-process, and over real sockets on asyncio (the
-aiohttp transport, whose connection must be released when a request is cancelled).
+serialise them). Runs on asyncio and trio in-process, and over real sockets on every wire (the
+aiohttp wire and the httpx wire on asyncio, the httpx wire on trio: a cancelled request's
+connection must be released).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ def make_client(state, sandbox_server, where, **options):
     options.setdefault("rate_limits", {})
     options.setdefault("retry_backoff", 0.01)
     options.setdefault("max_concurrency", 2)
-    if where == "socket":
+    if where.startswith("socket"):
         sandbox_server.use(state)
         base = sandbox_server.base_url
+        wire = "httpx" if where == "socket-httpx" else "auto"
         return wxqr.Client(
-            DEFAULT_APPID, DEFAULT_SECRET, api_base_url=base, mp_base_url=base, **options
+            DEFAULT_APPID, DEFAULT_SECRET, api_base_url=base, mp_base_url=base, wire=wire, **options
         )
     return sandbox_client(state, **options)
 
@@ -66,7 +68,9 @@ async def assert_whole(client, state):
 WHERE = [
     pytest.param("asyncio", "in-process", id="asyncio-in-process"),
     pytest.param("trio", "in-process", id="trio-in-process"),
-    pytest.param("asyncio", "socket", id="asyncio-socket"),
+    pytest.param("asyncio", "socket", id="asyncio-socket"),  # the aiohttp wire
+    pytest.param("asyncio", "socket-httpx", id="asyncio-socket-httpx"),
+    pytest.param("trio", "socket", id="trio-socket"),  # the httpx wire (trio's only one)
 ]
 
 

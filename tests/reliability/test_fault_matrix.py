@@ -7,8 +7,9 @@ number is the point of the retry table in ``wxqr/_transport.py``: a ``shorten.ge
 answer was lost (``drop`` after processing, a read timeout) created a key, and resending it
 would create a second one; a ``qrcode_jump.publish`` spends a monthly quota.
 
-Runs on asyncio (the aiohttp-backed default transport) and trio (httpcore): the mapping of
-socket-level failures to "sent" / "not sent" lives in each transport, so both are checked.
+Runs on the aiohttp wire (asyncio's default) and on the httpx wire (httpcore) under asyncio and
+trio: the mapping of socket-level failures to "sent" / "not sent" lives in each wire, so every
+wire is checked.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from wxqr.sandbox._state import JumpRule, ShortKey, Ticket
 KEY = "ReliabilityKey1"
 PREFIX = "https://reliability.example.com/qr/"
 TICKET = "gQH+reliability/ticket=="
-TIMEOUT = 0.25  # client read timeout; the latency fault below is twice as long
+TIMEOUT = 0.5  # whole-attempt timeout (loaded CI machines); the latency fault is twice as long
 MAX_RETRIES = 2
 
 # endpoint id -> (sandbox path, class, call)
@@ -154,11 +155,17 @@ JSON_ANSWER_FAULTS = {
     if fault_id.startswith(("errcode-", "token-", "lying-", "image-typed-"))
 }
 
+#: (anyio backend, wire, id prefix): the aiohttp wire on asyncio, the httpx wire on both.
+WIRES = [
+    ("asyncio", "aiohttp", "asyncio"),
+    ("asyncio", "httpx", "asyncio-httpx"),
+    ("trio", "httpx", "trio"),
+]
 CELLS = [
-    pytest.param(backend, fault_id, endpoint_id, id=f"{backend}-{fault_id}-{endpoint_id}")
-    for backend in ("asyncio", "trio")
+    pytest.param(backend, wire, fault_id, endpoint_id, id=f"{name}-{fault_id}-{endpoint_id}")
+    for backend, wire, name in WIRES
     for fault_id in FAULTS
-    if backend == "asyncio" or fault_id not in JSON_ANSWER_FAULTS
+    if wire == "aiohttp" or fault_id not in JSON_ANSWER_FAULTS
     for endpoint_id in ENDPOINTS
 ]
 
@@ -208,8 +215,8 @@ def check_result(endpoint_id: str, result, state: SandboxState) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("anyio_backend", "fault_id", "endpoint_id"), CELLS)
-async def test_fault_cell(sandbox_server, request, anyio_backend, fault_id, endpoint_id):
+@pytest.mark.parametrize(("anyio_backend", "wire", "fault_id", "endpoint_id"), CELLS)
+async def test_fault_cell(sandbox_server, request, anyio_backend, wire, fault_id, endpoint_id):
     state = sandbox_server.use(fresh_state())
     path, klass, call = ENDPOINTS[endpoint_id]
     setup, expectations, token_refetches = FAULTS[fault_id]
@@ -221,6 +228,7 @@ async def test_fault_cell(sandbox_server, request, anyio_backend, fault_id, endp
         DEFAULT_SECRET,
         api_base_url=base,
         mp_base_url=base,
+        wire=wire,
         timeout=TIMEOUT,
         max_retries=MAX_RETRIES,
         retry_backoff=0.01,

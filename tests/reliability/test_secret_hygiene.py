@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+import httpx
 import pytest
 
 import wxqr
@@ -141,7 +142,9 @@ async def test_no_secret_or_token_escapes_a_faulty_run(
             await expect_error(wx.access_token())
 
     # -- classic cgi-bin/token mode: the secret travels in the query string ------------------
-    async with client(stable_token=False) as wx:
+    # Through a caller's httpx.AsyncClient, which logs every request's full URL at INFO (wxqr's
+    # own wires log none): the redaction must mask it.
+    async with httpx.AsyncClient() as http, client(stable_token=False, http_client=http) as wx:
         reprs.append(repr(wx))
         state.faults.add(UNLIMITED, "errcode", errcode=40001)
         assert wxqr.image_kind(await wx.wxacode.get_unlimited(scene="h")) == "png"

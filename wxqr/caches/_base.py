@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["CachedToken", "TokenCache"]
+__all__ = ["CachedToken", "TokenCache", "operation_bound"]
+
+#: The longest a single cache or rate-limiter operation may take in the current call: set by
+#: wxqr around token refreshes and rate-limit checks (the call's timeout), read by the Redis
+#: classes, which never wait longer than ``min(operation_timeout, this)``.
+_OPERATION_BOUND: ContextVar[float | None] = ContextVar("wxqr_operation_bound", default=None)
+
+
+def operation_bound(configured: float) -> float:
+    """``configured``, or the current call's timeout when that is shorter."""
+    bound = _OPERATION_BOUND.get()
+    return configured if bound is None or bound >= configured else bound
 
 
 @attrs.frozen(repr=False)
@@ -18,13 +30,21 @@ class CachedToken:
         value: the token itself (never logged; ``repr`` masks it).
         expires_at: Unix time (``time.time()`` clock, shared across processes) after which WeChat
             no longer accepts it.
+        refresh_at: Unix time from which wxqr fetches a new one; ``None`` means
+            ``expires_at - refresh_margin``. Set when WeChat issued a token whose remaining life
+            was already inside the margin (``stable_token`` answers the same token until its
+            last 5 minutes), so that such a token is used rather than refetched on every call.
     """
 
     value: str
     expires_at: float
+    refresh_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"CachedToken(value={mask(self.value)!r}, expires_at={self.expires_at!r})"
+        return (
+            f"CachedToken(value={mask(self.value)!r}, expires_at={self.expires_at!r}, "
+            f"refresh_at={self.refresh_at!r})"
+        )
 
 
 def mask(secret: str) -> str:
@@ -59,8 +79,10 @@ class TokenCache(Protocol):
     def lock(self, key: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
         """A mutual-exclusion lock for refreshing ``key``.
 
-        ``timeout`` bounds how long the lock may be held (a crashed holder cannot wedge others)
-        and how long acquiring may wait.
+        ``timeout`` is how long the holder's refresh may take (wxqr passes its token fetch
+        bound). A shared lock must expire by itself so that a crashed holder cannot wedge the
+        others, and a waiter should give up (``TokenCacheError``) after that expiry plus
+        ``timeout``: by then a live holder would have finished.
         """
         ...
 

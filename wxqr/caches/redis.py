@@ -48,11 +48,17 @@ could store a fresh token in between, and the DEL would throw it away, causing y
 versions we support, and a WATCH/MULTI/EXEC loop needs a dedicated connection and retries for
 the same effect. The lock, which *is* available ready-made, is redis-py's.
 
-Redis unavailable (any :class:`redis.exceptions.RedisError`): :class:`~wxqr.errors.TokenCacheError`
-by default. With ``fallback=True`` the cache logs one WARNING per outage on the
-``wxqr.caches.redis`` logger and behaves as "no cache" -- ``get`` misses, ``set``/``delete`` do
-nothing, ``lock`` is a process-local lock, ``claim`` succeeds, ``incr`` counts from 0 -- so wxqr
-fetches tokens directly until Redis is back.
+Bounded: every Redis operation of both classes runs under ``operation_timeout`` (default 2 s,
+and never longer than the timeout of the call it serves), whatever the redis-py client's own
+``socket_timeout`` (``None`` by default: a stalled Redis would otherwise hang a call forever).
+
+Redis unavailable (any :class:`redis.exceptions.RedisError`, or no answer within the bound):
+:class:`~wxqr.errors.TokenCacheError` by default. With ``fallback=True`` the cache logs one
+WARNING per outage on the ``wxqr.caches.redis`` logger and behaves as "no cache" -- ``get``
+misses, ``set``/``delete`` do nothing, ``lock`` is a process-local lock, ``claim`` succeeds,
+``incr`` counts from 0 -- so wxqr fetches tokens directly until Redis is back. Either way, after
+a failure Redis is not contacted again for ``outage_cooldown`` seconds (default 5 s): the calls
+in between fail (or fall back) at once instead of each waiting out the bound on a dead server.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, NoReturn
 
@@ -72,16 +78,54 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from .._ratelimit import RateLimit
+from .._secret import Masked
 from ..errors import TokenCacheError, ValidationError
-from ._base import CachedToken
+from ._base import CachedToken, operation_bound
 
 __all__ = ["RedisRateLimiter", "RedisTokenCache"]
 
 logger = logging.getLogger(__name__)
 
 # redis-py maps socket failures to its own ConnectionError/TimeoutError; OSError covers the
-# rest (e.g. a failing DNS lookup in some versions).
+# rest (e.g. a failing DNS lookup in some versions) and the builtin TimeoutError of our bound.
 _REDIS_ERRORS: Final = (RedisError, OSError)
+
+#: What `_run` returns (with fallback) when Redis failed or is cooling down.
+_FAILED: Final = object()
+
+#: Default bound of one Redis operation, and of the pause after a failure.
+OPERATION_TIMEOUT: Final = 2.0
+OUTAGE_COOLDOWN: Final = 5.0
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        low = ">= 0" if allow_zero else "> 0"
+        raise ValidationError(name, f"must be a finite number of seconds {low}, got {value!r}")
+    return float(value)
+
+
+class _Outage:
+    """When Redis last failed, so it is not asked again during the cool-down."""
+
+    __slots__ = ("cooldown", "until")
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self.until = 0.0
+
+    def active(self) -> bool:
+        return self.until > time.monotonic()
+
+    def start(self) -> None:
+        self.until = time.monotonic() + self.cooldown
+
 
 # KEYS[1] = token key, ARGV[1] = the token that failed. Deletes only if the stored JSON still
 # holds that token; an unreadable value is left alone (the next `set` overwrites it).
@@ -136,11 +180,17 @@ class RedisTokenCache:
             close it. ``decode_responses`` may be on or off.
         prefix: namespace of every key, so several applications can share one Redis.
         lock_timeout: seconds after which a refresh lock expires by itself, so a process that
-            crashed while holding it cannot block the others for longer. Must exceed the
-            longest token fetch (a fetch with retries); wxqr's default is comfortably below.
+            crashed while holding it cannot block the others for longer. Should exceed the
+            client's ``timeout`` (which bounds a whole token fetch, retries included). A waiter
+            waits at most ``lock_timeout`` + that fetch timeout: a crashed holder's lock
+            expires, and the next holder's fetch is bounded.
         fallback: on a Redis failure, log a warning and behave as if there were no cache
             (wxqr then fetches tokens directly) instead of raising
             :class:`~wxqr.errors.TokenCacheError`.
+        operation_timeout: the longest one Redis operation may take (capped further by the
+            timeout of the call it serves); a stalled Redis counts as failed after it.
+        outage_cooldown: after a failure, seconds during which Redis is not contacted (calls
+            fail, or fall back, at once); ``0`` retries Redis on every operation.
 
     Example::
 
@@ -157,16 +207,18 @@ class RedisTokenCache:
         prefix: str = "wxqr",
         lock_timeout: float = 10.0,
         fallback: bool = False,
+        operation_timeout: float = OPERATION_TIMEOUT,
+        outage_cooldown: float = OUTAGE_COOLDOWN,
     ) -> None:
-        if (
-            isinstance(lock_timeout, bool)
-            or not isinstance(lock_timeout, int | float)
-            or not (lock_timeout > 0)
-        ):
-            raise ValidationError("lock_timeout", f"must be seconds > 0, got {lock_timeout!r}")
+        self._lock_timeout = _seconds("lock_timeout", lock_timeout)
+        self._op_timeout = _seconds("operation_timeout", operation_timeout)
+        self._down = _Outage(_seconds("outage_cooldown", outage_cooldown, allow_zero=True))
+        if not isinstance(fallback, bool):
+            raise ValidationError("fallback", f"must be True or False, got {fallback!r:.40}")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValidationError("prefix", "must be a non-empty string")
         self._redis = redis
         self._prefix = prefix
-        self._lock_timeout = lock_timeout
         self._fallback = fallback
         self._owns_client = False
         self._closed = False
@@ -183,7 +235,7 @@ class RedisTokenCache:
             url: a Redis URL (``redis://``, ``rediss://``, ``unix://``); may carry a password,
                 which is never shown in ``repr`` or messages.
             **kwargs: the keyword arguments of :class:`RedisTokenCache` (``prefix``,
-                ``lock_timeout``, ``fallback``).
+                ``lock_timeout``, ``fallback``, ``operation_timeout``, ``outage_cooldown``).
 
         Returns:
             A cache that owns its connection pool.
@@ -201,13 +253,45 @@ class RedisTokenCache:
     def _name(self, kind: str, key: str) -> str:
         return f"{self._prefix}:{kind}:{key}"
 
-    def _unavailable(self, op: str, name: str, exc: BaseException) -> None:
+    async def _run(self, op: str, name: str, command: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one Redis command within the bound; on failure raise or (fallback) return
+        :data:`_FAILED`. During the cool-down after a failure Redis is not contacted at all."""
+        if self._down.active():
+            self._unavailable(op, name, None)
+            return _FAILED
+        failure: BaseException | None = None
+        try:
+            with anyio.fail_after(operation_bound(self._op_timeout)):
+                result = await command()
+        except _REDIS_ERRORS as exc:
+            failure = exc
+        if failure is not None:
+            # Out of the handler, so the redis-py exception is not chained to ours: its
+            # traceback's locals hold the command's arguments (a token, for set and delete).
+            self._down.start()
+            self._unavailable(op, name, failure)
+            return _FAILED
+        self._available()
+        return result
+
+    def _unavailable(self, op: str, name: str, exc: BaseException | None) -> None:
         """Raise TokenCacheError, or (fallback) log the first failure of an outage and return."""
         # The message names the operation and the key (appid and mode), never a value; the
         # exception type only, since redis-py messages may echo the URL (with its password).
-        message = f"Redis token cache: {op} {name!r} failed ({type(exc).__name__})"
+        if exc is None:
+            message = (
+                f"Redis token cache: {op} {name!r} not attempted (Redis failed less than "
+                f"{self._down.cooldown:g} s ago)"
+            )
+        elif isinstance(exc, TimeoutError):
+            message = (
+                f"Redis token cache: {op} {name!r} got no answer within "
+                f"{operation_bound(self._op_timeout):g} s"
+            )
+        else:
+            message = f"Redis token cache: {op} {name!r} failed ({type(exc).__name__})"
         if not self._fallback:
-            raise TokenCacheError(message) from exc
+            raise TokenCacheError(message)
         if not self._outage:
             self._outage = True
             logger.warning(
@@ -233,18 +317,18 @@ class RedisTokenCache:
             TokenCacheError: Redis failed and ``fallback`` is off.
         """
         name = self._name("token", key)
-        try:
-            raw = await self._redis.get(name)
-        except _REDIS_ERRORS as exc:
-            self._unavailable("get", name, exc)
-            return None
-        self._available()
-        if raw is None:
+        raw = await self._run("get", name, lambda: self._redis.get(name))
+        if raw is None or raw is _FAILED:
             return None
         try:
             entry = json.loads(raw)
-            return CachedToken(value=str(entry["v"]), expires_at=float(entry["e"]))
-        except (ValueError, TypeError, KeyError):
+            refresh_at = entry.get("r")
+            return CachedToken(
+                value=Masked(entry["v"]),
+                expires_at=float(entry["e"]),
+                refresh_at=None if refresh_at is None else float(refresh_at),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
             # Not written by this version of wxqr: treat as a miss; the next `set` replaces it.
             logger.warning("ignoring an unreadable token cache entry for %r", key)
             return None
@@ -259,14 +343,15 @@ class RedisTokenCache:
             TokenCacheError: Redis failed and ``fallback`` is off.
         """
         ttl_ms = max(1000, math.ceil((token.expires_at - time.time()) * 1000))
-        value = json.dumps({"v": token.value, "e": token.expires_at}, separators=(",", ":"))
+        entry: dict[str, Any] = {"v": token.value, "e": token.expires_at}
+        if token.refresh_at is not None:
+            entry["r"] = token.refresh_at
         name = self._name("token", key)
-        try:
-            await self._redis.set(name, value, px=ttl_ms)
-        except _REDIS_ERRORS as exc:
-            self._unavailable("set", name, exc)
-            return
-        self._available()
+        await self._run(
+            "set",
+            name,
+            lambda: self._redis.set(name, json.dumps(entry, separators=(",", ":")), px=ttl_ms),
+        )
 
     async def delete(self, key: str, *, if_value: str | None = None) -> bool:
         """Delete the token for ``key``; with ``if_value``, only if it still is that token.
@@ -281,16 +366,15 @@ class RedisTokenCache:
             TokenCacheError: Redis failed and ``fallback`` is off.
         """
         name = self._name("token", key)
-        try:
-            if if_value is None:
-                deleted = await self._redis.delete(name)
-            else:
-                deleted = await self._compare_and_delete(keys=[name], args=[if_value])
-        except _REDIS_ERRORS as exc:
-            self._unavailable("delete", name, exc)
-            return False
-        self._available()
-        return bool(deleted)
+        if if_value is None:
+            deleted = await self._run("delete", name, lambda: self._redis.delete(name))
+        else:
+            deleted = await self._run(
+                "delete",
+                name,
+                lambda: self._compare_and_delete(keys=[name], args=[str(if_value)]),
+            )
+        return deleted is not _FAILED and bool(deleted)
 
     def lock(self, key: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
         """The cluster-wide lock under which ``key`` is refreshed (redis-py's ``Lock``).
@@ -300,16 +384,17 @@ class RedisTokenCache:
 
         Args:
             key: ``"<appid>:<mode>"``.
-            timeout: how long to wait for the lock. Pass more than ``lock_timeout`` so that a
-                crashed holder never makes a waiter fail.
+            timeout: how long the holder's refresh may take (wxqr passes its fetch timeout).
+                A waiter waits at most ``lock_timeout + timeout``: long enough for a crashed
+                holder's lock to expire and for the next holder to finish its fetch.
 
         Raises:
-            TokenCacheError: the lock was still held by someone else after ``timeout`` seconds
-                (we do not go ahead without it: a holder that is alive is fetching right now,
-                and a second fetch is what this cache exists to prevent), or Redis failed and
-                ``fallback`` is off. Losing the lock before release (it expired) is only logged.
+            TokenCacheError: the lock was still held by someone else after that wait (we do not
+                go ahead without it: a holder that is alive is fetching right now, and a second
+                fetch is what this cache exists to prevent), or Redis failed and ``fallback``
+                is off. Losing the lock before release (it expired) is only logged.
         """
-        return self._lock(key, wait=timeout)
+        return self._lock(key, wait=self._lock_timeout + timeout)
 
     @asynccontextmanager
     async def _lock(self, key: str, *, wait: float) -> AsyncIterator[None]:
@@ -323,14 +408,27 @@ class RedisTokenCache:
             # storage shared by every task of the event loop.
             thread_local=False,
         )
-        try:
-            acquired = await lock.acquire()
-        except _REDIS_ERRORS as exc:
-            self._unavailable("lock", name, exc)
+        # Each SET NX inside acquire() is one operation; the whole wait is bounded by `wait`
+        # plus one operation (redis-py's blocking_timeout is checked between attempts only).
+        acquired = _FAILED
+        failure: BaseException | None = None
+        if not self._down.active():
+            try:
+                with anyio.fail_after(wait + operation_bound(self._op_timeout)):
+                    acquired = await lock.acquire()
+            except _REDIS_ERRORS as exc:
+                failure = exc
+            if failure is None:
+                self._available()
+            else:
+                self._down.start()
+                self._unavailable("lock", name, failure)
+        else:
+            self._unavailable("lock", name, None)
+        if acquired is _FAILED:
             async with self._local_lock(key):
                 yield
             return
-        self._available()
         if not acquired:
             raise TokenCacheError(
                 f"Redis token cache: {name!r} is still held by another process after "
@@ -345,7 +443,8 @@ class RedisTokenCache:
         # Never raises: the lock expires by itself, and the refresh it guarded has completed
         # (or failed with its own exception, which must not be masked).
         try:
-            await lock.release()
+            with anyio.fail_after(operation_bound(self._op_timeout)):
+                await lock.release()
         except LockNotOwnedError:
             logger.warning(
                 "refresh lock %r expired before it was released; lock_timeout=%g s is shorter "
@@ -379,13 +478,11 @@ class RedisTokenCache:
             TokenCacheError: Redis failed and ``fallback`` is off.
         """
         name = self._name("claim", key)
-        try:
-            claimed = await self._redis.set(name, 1, nx=True, px=max(1, math.ceil(ttl * 1000)))
-        except _REDIS_ERRORS as exc:
-            self._unavailable("claim", name, exc)
-            return True
-        self._available()
-        return bool(claimed)
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        claimed = await self._run(
+            "claim", name, lambda: self._redis.set(name, 1, nx=True, px=ttl_ms)
+        )
+        return claimed is _FAILED or bool(claimed)
 
     async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
         """Add ``amount`` to ``{prefix}:count:{key}`` and return the new value (one script).
@@ -399,13 +496,11 @@ class RedisTokenCache:
             TokenCacheError: Redis failed and ``fallback`` is off.
         """
         name = self._name("count", key)
-        try:
-            value = await self._incr(keys=[name], args=[int(amount), max(1, math.ceil(ttl * 1000))])
-        except _REDIS_ERRORS as exc:
-            self._unavailable("incr", name, exc)
-            return amount
-        self._available()
-        return int(value)
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        value = await self._run(
+            "incr", name, lambda: self._incr(keys=[name], args=[int(amount), ttl_ms])
+        )
+        return amount if value is _FAILED else int(value)
 
     async def aclose(self) -> None:
         """Close the client if it was created by :meth:`from_url`; idempotent.
@@ -433,13 +528,29 @@ class RedisRateLimiter:
     Args:
         redis: a ``redis.asyncio.Redis`` client owned by the caller (never closed here).
         prefix: namespace of the keys, ``{prefix}:rate:{key}``.
+        operation_timeout: the longest one Redis check may take (capped further by the
+            timeout of the call it serves).
+        outage_cooldown: after a failure, seconds during which Redis is not contacted: calls
+            that need the shared budget fail at once with ``TokenCacheError``.
 
     Raises:
-        TokenCacheError: from :meth:`acquire` when Redis fails (the shared budget cannot be
-            checked, and sending anyway could exceed the account's limit).
+        TokenCacheError: from :meth:`acquire` when Redis fails or does not answer within the
+            bound (the shared budget cannot be checked, and sending anyway could exceed the
+            account's limit).
     """
 
-    def __init__(self, redis: Redis, *, prefix: str = "wxqr") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "wxqr",
+        operation_timeout: float = OPERATION_TIMEOUT,
+        outage_cooldown: float = OUTAGE_COOLDOWN,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise ValidationError("prefix", "must be a non-empty string")
+        self._op_timeout = _seconds("operation_timeout", operation_timeout)
+        self._down = _Outage(_seconds("outage_cooldown", outage_cooldown, allow_zero=True))
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_SLIDING_WINDOW)
@@ -456,7 +567,8 @@ class RedisRateLimiter:
             limit: at most ``limit.calls`` calls in any ``limit.period`` seconds.
 
         Raises:
-            TokenCacheError: Redis failed.
+            TokenCacheError: Redis failed, gave no answer within the bound, or failed less than
+                ``outage_cooldown`` seconds ago.
         """
         lock = self._locks.get(key)
         if lock is None:
@@ -465,16 +577,28 @@ class RedisRateLimiter:
         period_us = max(1, round(limit.period * 1_000_000))
         async with lock:
             while True:
-                try:
-                    wait_us = await self._script(
-                        keys=[name], args=[limit.calls, period_us, os.urandom(8).hex()]
+                if self._down.active():
+                    raise TokenCacheError(
+                        f"Redis rate limiter: {name!r} not checked (Redis failed less than "
+                        f"{self._down.cooldown:g} s ago)"
                     )
+                bound = operation_bound(self._op_timeout)
+                try:
+                    with anyio.fail_after(bound):
+                        wait_us = await self._script(
+                            keys=[name], args=[limit.calls, period_us, os.urandom(8).hex()]
+                        )
                 except _REDIS_ERRORS as exc:
-                    _raise_limiter_error(name, exc)
+                    self._down.start()
+                    _raise_limiter_error(name, exc, bound)
                 if not wait_us:
                     return
                 await anyio.sleep(int(wait_us) / 1_000_000)
 
 
-def _raise_limiter_error(name: str, exc: BaseException) -> NoReturn:
-    raise TokenCacheError(f"Redis rate limiter: {name!r} failed: {type(exc).__name__}") from exc
+def _raise_limiter_error(name: str, exc: BaseException, bound: float) -> NoReturn:
+    if isinstance(exc, TimeoutError):
+        detail = f"no answer within {bound:g} s"
+    else:
+        detail = type(exc).__name__
+    raise TokenCacheError(f"Redis rate limiter: {name!r} failed: {detail}") from exc

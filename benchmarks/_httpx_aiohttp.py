@@ -1,4 +1,7 @@
-"""An httpx transport that sends over aiohttp: the default on asyncio when aiohttp is installed.
+"""An httpx transport that sends over aiohttp: wxqr 0.1's default wire, kept for the benchmark.
+
+wxqr itself now drives aiohttp directly (``wxqr/_wire_aiohttp.py``); this file is the baseline
+the "raw httpx over an aiohttp transport" row measures. Its original notes follow.
 
 Why not httpcore: its connection pool rescans every waiting request against every connection at
 each step, so plain httpx falls to ~300 req/s at 100 requests in flight, slower than requests in
