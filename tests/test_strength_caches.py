@@ -32,7 +32,7 @@ def test_mask_shows_at_most_the_last_four_characters_of_long_secrets(secret, sho
 
 def test_a_cached_tokens_repr_masks_the_token():
     token = wxqr.CachedToken("TOKEN1-q8Zr4Lm2Xw7Kp", 1700000000.5)
-    assert repr(token) == "CachedToken(value='***w7Kp', expires_at=1700000000.5)"
+    assert repr(token) == "CachedToken(value='***w7Kp', expires_at=1700000000.5, refresh_at=None)"
 
 
 async def test_get_set_and_compare_and_delete():
