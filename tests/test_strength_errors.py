@@ -144,3 +144,65 @@ def test_the_catalogue_refuses_duplicate_rows():
     with pytest.raises(AssertionError) as info:
         _catalogue(row, row)
     assert str(info.value).splitlines()[0] == "duplicate errcode in the catalogue"
+
+
+@pytest.mark.parametrize(
+    ("declared", "endpoint", "text"),
+    [
+        pytest.param(
+            3_000_000,
+            "wxa/getwxacode",
+            "wxa/getwxacode: answer over max_response_bytes=2,000,000: announces 3,000,000 bytes",
+            id="announced",
+        ),
+        pytest.param(
+            0,
+            "wxa/getwxacode",
+            "wxa/getwxacode: answer over max_response_bytes=2,000,000: announces 0 bytes",
+            id="announced-zero",
+        ),
+        pytest.param(
+            None, None, "answer over max_response_bytes=2,000,000: streamed past it", id="streamed"
+        ),
+    ],
+)
+def test_a_too_large_answer_says_the_cap_and_how_it_was_noticed(declared, endpoint, text):
+    exc = wxqr.ResponseTooLargeError(2_000_000, endpoint=endpoint, declared=declared)
+    assert str(exc) == text
+    assert exc.args == (text,)
+    assert (exc.limit, exc.endpoint) == (2_000_000, endpoint)
+    assert isinstance(exc, wxqr.ResponseDecodeError)  # callers catching decode errors see it
+
+
+def test_a_catalogue_built_from_plain_rows_gets_the_link_apis_meanings():
+    from wxqr.errors import _LINK_MEANINGS, _catalogue
+
+    own = "the row's own meaning on the Short Link API"
+    rows = [
+        ErrorCode(code, CATALOGUE[code].errmsg, f"general {code}", CATALOGUE[code].error)
+        for code in _LINK_MEANINGS
+        if code != 45009
+    ]
+    rows.append(
+        ErrorCode(
+            45009,
+            "quota",
+            "general 45009",
+            wxqr.QuotaExceededError,
+            per_endpoint={"wxa/genwxashortlink": own, "wxa/other": "other"},
+        )
+    )
+    rows.append(ErrorCode(1, "plain", "general 1", wxqr.APIError))
+    table = _catalogue(*rows)
+    assert sorted(table) == sorted([1, *_LINK_MEANINGS])
+    short = table[40066].meaning_for("wxa/genwxashortlink")
+    assert short == "page_url is not a page of the released Mini Program"
+    assert table[40066].meaning_for("cgi-bin/qrcode/create") == "general 40066"
+    assert table[40013].meaning_for("wxa/generatescheme") == (
+        "link generation is banned for this AppID"
+    )
+    assert table[45009].meaning_for("wxa/genwxashortlink") == own  # a row's own meaning wins
+    assert table[45009].meaning_for("wxa/other") == "other"
+    assert table[1].meaning_for("wxa/genwxashortlink") == "general 1"
+    # Rebuilding the catalogue from its own rows changes nothing.
+    assert _catalogue(*CATALOGUE.values()) == CATALOGUE

@@ -93,7 +93,9 @@ class TokenCache(Protocol):
         """
         ...
 
-    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:
+    # Not mutated: mutmut would add its helper attributes to this runtime-checkable Protocol,
+    # whose members every cache must then have (isinstance fails); the body never runs.
+    async def incr(self, key: str, ttl: float, *, amount: int = 1) -> int:  # pragma: no mutate
         """Add ``amount`` (may be negative) to the counter ``key``; return the new value.
 
         ``amount=0`` only reads (and creates nothing).
