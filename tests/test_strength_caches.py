@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from mockwechat import FakeWeChat
 
 import wxqr
-from wxqr.caches._base import mask
+from wxqr.caches._base import mask, operation_bound
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +110,34 @@ async def test_a_counter_lives_exactly_ttl_seconds_from_its_first_increment():
     assert await cache.incr("forced", 10.0, amount=0) == 1
     now[0] = 520.0
     assert await cache.incr("forced", 10.0, amount=0) == 0
+
+
+class BoundRecordingCache(wxqr.MemoryTokenCache):
+    """A cache that notes how long a shared cache's operation may wait (as Redis's do)."""
+
+    def __init__(self, configured: float) -> None:
+        super().__init__()
+        self.configured = configured
+        self.bounds: list[float] = []
+
+    async def get(self, key):
+        self.bounds.append(operation_bound(self.configured))
+        return await super().get(key)
+
+
+@pytest.mark.parametrize(
+    ("call_timeout", "configured", "bound"),
+    [
+        pytest.param(0.5, 5.0, 0.5, id="call-shorter-wins"),
+        pytest.param(20.0, 5.0, 5.0, id="configured-shorter-wins"),
+        pytest.param(5.0, 5.0, 5.0, id="equal"),
+    ],
+)
+async def test_cache_operations_wait_at_most_the_calls_timeout(call_timeout, configured, bound):
+    cache = BoundRecordingCache(configured)
+    async with FakeWeChat().client(token_cache=cache, timeout=call_timeout) as wx:
+        await wx.access_token()
+    assert cache.bounds
+    assert set(cache.bounds) == {bound}
+    # Outside a call nothing shortens the configured bound.
+    assert operation_bound(configured) == configured
