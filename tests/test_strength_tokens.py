@@ -522,3 +522,26 @@ async def test_a_busy_token_endpoint_then_success_gives_the_token():
         await wx.shorten.fetch(KEY)
     assert len(fake.token_requests) == 2
     assert api_tokens(fake) == [fake.issued[0]]
+
+
+async def test_put_secret_puts_the_appsecret_in_a_body_masked_in_reprs():
+    fake = FakeWeChat()
+    async with fake.client() as wx:
+        body = {"appid": APPID}
+        wx._tokens.put_secret(body, "appsecret")
+    assert body == {"appid": APPID, "appsecret": SECRET}
+    assert SECRET not in repr(body)
+    assert fake.requests == []  # nothing was fetched for it
+
+
+async def test_put_secret_without_an_appsecret_names_the_argument():
+    async def provider():
+        return "P1"
+
+    async with FakeWeChat().client(token_provider=provider) as wx:
+        body = {}
+        with pytest.raises(wxqr.ValidationError) as info:
+            wx._tokens.put_secret(body, "appsecret")
+    assert info.value.argument == "secret"
+    assert str(info.value) == "secret: this client has no AppSecret (token_provider)"
+    assert body == {}
