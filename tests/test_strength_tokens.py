@@ -545,3 +545,103 @@ async def test_put_secret_without_an_appsecret_names_the_argument():
     assert info.value.argument == "secret"
     assert str(info.value) == "secret: this client has no AppSecret (token_provider)"
     assert body == {}
+
+
+DAY = 2 * 86400.0  # how long a day's forced-refresh counter is kept
+
+
+class BudgetCache(wxqr.MemoryTokenCache):
+    """A memory cache that notes every counter operation (key, ttl, amount); with
+    ``race=True`` other processes spend the whole day's budget between our read and our count."""
+
+    def __init__(self, *, race: bool = False) -> None:
+        super().__init__()
+        self.counts: list[tuple[str, float, int]] = []
+        self.race = race
+
+    async def incr(self, key, ttl, *, amount=1):
+        self.counts.append((key, ttl, amount))
+        if amount == 0 and self.race:
+            self.race = False
+            await super().incr(key, ttl, amount=20)
+            return 19  # what our read saw just before
+        return await super().incr(key, ttl, amount=amount)
+
+
+def forced_sent(fake):
+    return sum(1 for r in fake.token_requests if (body_of(r) or {}).get("force_refresh") is True)
+
+
+def next_1630_utc():
+    """The next 16:30 UTC: 00:30 of the following day in Beijing. Returns (time, Beijing day)."""
+    now = time.time()
+    midnight = now - now % 86400
+    at = midnight + 16.5 * 3600
+    if at < now:
+        at += 86400
+    return at, time.strftime("%Y%m%d", time.gmtime(at - 16.5 * 3600 + 86400))
+
+
+async def test_the_forced_refresh_budget_is_counted_under_the_beijing_day(monkeypatch):
+    at, beijing_day = next_1630_utc()
+    cache = BudgetCache()
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(token_cache=cache) as wx:
+        monkeypatch.setattr(wx._tokens, "_clock", lambda: at)
+        fake.reject(await wx.access_token())
+        await wx.shorten.fetch(KEY)  # 40001, the same token again, one forced refresh
+        assert await wx.forced_refreshes() == 1
+    assert forced_sent(fake) == 1
+    assert {amount for _, _, amount in cache.counts} == {0, 1}
+    assert {(key, ttl) for key, ttl, _ in cache.counts} == {(f"{STABLE}:forced:{beijing_day}", DAY)}
+
+
+BUDGET_SPENT = (
+    "cgi-bin/stable_token: errcode 40001: WeChat rejected the token, and today's 20 forced "
+    "stable_token refreshes are spent (refused without asking WeChat)"
+)
+
+
+async def test_with_exactly_20_spent_the_next_is_refused_before_counting_or_cooling_down():
+    cache = BudgetCache()
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(token_cache=cache) as wx:
+        key = wx._tokens._forced_key()
+        await cache.incr(key, DAY, amount=20)  # other processes spent today's budget
+        fake.reject(await wx.access_token())
+        cache.counts.clear()
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.shorten.fetch(KEY)
+        assert await wx.forced_refreshes() == 20
+    assert (info.value.errcode, info.value.endpoint) == (40001, "cgi-bin/stable_token")
+    assert str(info.value) == BUDGET_SPENT
+    assert forced_sent(fake) == 0
+    assert {amount for _, _, amount in cache.counts} == {0}  # only read, never counted
+    # Nor did it take the shared 30 s cooldown: another process may still force tomorrow's.
+    assert await cache.claim(f"{STABLE}:force-refresh", 30.0)
+
+
+async def test_a_count_lost_to_a_race_is_taken_back_in_the_same_day_counter():
+    cache = BudgetCache(race=True)
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(token_cache=cache) as wx:
+        key = wx._tokens._forced_key()
+        fake.reject(await wx.access_token())
+        with pytest.raises(wxqr.AccessTokenError) as info:
+            await wx.shorten.fetch(KEY)
+        assert await wx.forced_refreshes() == 20
+    assert str(info.value) == BUDGET_SPENT
+    assert forced_sent(fake) == 0
+    assert (key, DAY, 1) in cache.counts
+    assert (key, DAY, -1) in cache.counts
+    assert all(ttl == DAY for _, ttl, _ in cache.counts)
+
+
+async def test_a_token_providers_client_reads_no_budget_from_the_cache():
+    async def provider():
+        return "P1"
+
+    cache = BudgetCache()
+    async with FakeWeChat().client(token_provider=provider, token_cache=cache) as wx:
+        assert await wx.forced_refreshes() == 0
+    assert cache.counts == []
