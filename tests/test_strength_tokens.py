@@ -645,3 +645,95 @@ async def test_a_token_providers_client_reads_no_budget_from_the_cache():
     async with FakeWeChat().client(token_provider=provider, token_cache=cache) as wx:
         assert await wx.forced_refreshes() == 0
     assert cache.counts == []
+
+
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [
+        # 4 attempts of 10 s, plus the backoffs 0.5 + 1 + 2 between them.
+        pytest.param({}, 43.5, id="defaults"),
+        # 6 attempts of 2 s, plus 1 + 2 + 4 + 8 + 8 (the 8 s cap).
+        pytest.param({"timeout": 2.0, "max_retries": 5, "retry_backoff": 1.0}, 35.0, id="capped"),
+    ],
+)
+async def test_the_refresh_lock_is_held_at_most_the_whole_fetch_bound(options, bound):
+    locks = []
+
+    class LockCache(wxqr.MemoryTokenCache):
+        def lock(self, key, *, timeout):
+            locks.append((key, timeout))
+            return super().lock(key, timeout=timeout)
+
+    async with FakeWeChat().client(token_cache=LockCache(), **options) as wx:
+        await wx.access_token()
+        assert wx._tokens.fetch_bound == bound
+    assert locks == [(STABLE, bound)]
+
+
+@pytest.mark.parametrize(
+    ("status", "requests"),
+    [
+        pytest.param(500, 2, id="500-retried"),
+        pytest.param(599, 2, id="599-retried"),
+        pytest.param(600, 1, id="600-not"),
+        pytest.param(499, 1, id="499-not"),
+    ],
+)
+async def test_a_token_fetch_is_retried_after_a_5xx_only(status, requests):
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", httpx.Response(status, text="busy"))
+    async with fake.client(retry_backoff=0) as wx:
+        if requests == 2:
+            assert await wx.access_token() == fake.issued[0]
+        else:
+            with pytest.raises(wxqr.HTTPStatusError) as info:
+                await wx.access_token()
+            assert info.value.status_code == status
+    assert len(fake.token_requests) == requests
+
+
+async def test_a_too_large_token_answer_is_not_retried():
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", {"access_token": "T" * 4096, "expires_in": 7200})
+    async with fake.client(retry_backoff=0, max_response_bytes=1024) as wx:
+        with pytest.raises(wxqr.ResponseTooLargeError) as info:
+            await wx.access_token()
+    assert (info.value.limit, info.value.endpoint) == (1024, "cgi-bin/stable_token")
+    assert len(fake.token_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "life"),
+    [
+        pytest.param(1, 1.0, id="one-second"),
+        pytest.param(10**9, 72000.0, id="capped-at-10-lifetimes"),
+    ],
+)
+async def test_a_tokens_life_is_what_wechat_says_within_reason(expires_in, life):
+    now = 1_900_000_000.0
+    cache = wxqr.MemoryTokenCache(clock=lambda: now)
+    fake = FakeWeChat()
+    fake.reply(
+        "cgi-bin/stable_token", {"access_token": "T-0123456789abc", "expires_in": expires_in}
+    )
+    async with fake.http_client() as http:
+        tokens = manager(http, cache=cache, clock=lambda: now)
+        assert await tokens.get() == "T-0123456789abc"
+    assert (await cache.get(STABLE)).expires_at == now + life
+
+
+async def test_a_token_answer_with_zero_expires_in_is_a_decode_error():
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", {"access_token": "T-0123456789abc", "expires_in": 0})
+    async with fake.client(max_retries=0) as wx:
+        with pytest.raises(wxqr.ResponseDecodeError, match="lacks access_token"):
+            await wx.access_token()
+
+
+async def test_a_classic_token_request_is_a_get_without_a_json_content_type():
+    fake = FakeWeChat()
+    async with fake.client(stable_token=False) as wx:
+        await wx.access_token()
+    [request] = fake.token_requests
+    assert request.method == "GET"
+    assert "content-type" not in request.headers
