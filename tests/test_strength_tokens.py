@@ -699,6 +699,7 @@ async def test_a_too_large_token_answer_is_not_retried():
         with pytest.raises(wxqr.ResponseTooLargeError) as info:
             await wx.access_token()
     assert (info.value.limit, info.value.endpoint) == (1024, "cgi-bin/stable_token")
+    assert "announces" in str(info.value)  # the Content-Length said so before any read
     assert len(fake.token_requests) == 1
 
 
@@ -737,3 +738,33 @@ async def test_a_classic_token_request_is_a_get_without_a_json_content_type():
     [request] = fake.token_requests
     assert request.method == "GET"
     assert "content-type" not in request.headers
+
+
+async def test_a_token_fetch_that_fails_on_the_wire_is_a_transport_error_of_the_endpoint():
+    fake = FakeWeChat()
+
+    def refuse(request):
+        raise httpx.ConnectError("connection refused")
+
+    fake.reply("cgi-bin/stable_token", refuse)
+    async with fake.client(max_retries=0) as wx:
+        with pytest.raises(wxqr.TransportError) as info:
+            await wx.access_token()
+    assert info.value.endpoint == "cgi-bin/stable_token"
+    assert str(info.value).startswith("cgi-bin/stable_token: token fetch failed: ")
+    assert not isinstance(info.value, wxqr.ResponseDecodeError)
+
+
+async def test_a_token_answer_that_does_not_decompress_is_a_decode_error_of_the_endpoint():
+    fake = FakeWeChat()
+    fake.reply(
+        "cgi-bin/stable_token",
+        httpx.Response(
+            200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip at all")
+        ),
+    )
+    async with fake.client(max_retries=0) as wx:
+        with pytest.raises(wxqr.ResponseDecodeError) as info:
+            await wx.access_token()
+    assert info.value.endpoint == "cgi-bin/stable_token"
+    assert str(info.value) == "cgi-bin/stable_token: gzip body does not decompress"
