@@ -738,6 +738,7 @@ async def test_a_classic_token_request_is_a_get_without_a_json_content_type():
     [request] = fake.token_requests
     assert request.method == "GET"
     assert "content-type" not in request.headers
+    assert "content-length" not in request.headers  # no body at all, not an empty one
 
 
 async def test_a_token_fetch_that_fails_on_the_wire_is_a_transport_error_of_the_endpoint():
