@@ -769,3 +769,45 @@ async def test_a_token_answer_that_does_not_decompress_is_a_decode_error_of_the_
             await wx.access_token()
     assert info.value.endpoint == "cgi-bin/stable_token"
     assert str(info.value) == "cgi-bin/stable_token: gzip body does not decompress"
+
+
+async def test_an_account_refusal_fails_fast_for_the_cooldown_then_asks_again():
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", error(40013))
+    async with fake.client(refusal_cooldown=1.0) as wx:
+        with pytest.raises(wxqr.CredentialError) as first:
+            await wx.access_token()
+        with pytest.raises(wxqr.CredentialError) as again:
+            await wx.access_token()  # within the second: failed fast, not asked
+        assert len(fake.token_requests) == 1
+        # A copy for each caller (its own traceback), saying the same thing.
+        assert again.value is not first.value
+        assert (again.value.errcode, str(again.value)) == (first.value.errcode, str(first.value))
+        await anyio.sleep(1.2)
+        with pytest.raises(wxqr.CredentialError):
+            await wx.access_token()  # the cooldown is over: WeChat is asked again
+        assert len(fake.token_requests) == 2
+
+
+async def test_without_a_refusal_cooldown_every_call_asks_again():
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", error(40013))
+    async with fake.client(refusal_cooldown=0) as wx:
+        for _ in range(2):
+            with pytest.raises(wxqr.CredentialError):
+                await wx.access_token()
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_rejected_token_is_no_account_refusal():
+    fake = FakeWeChat(stable_repeats=True)
+    async with fake.client(refusal_cooldown=60.0) as wx:
+        fake.reject(await wx.access_token())
+        await wx.shorten.fetch(KEY)  # forced refresh: fine
+        fake.reject(await wx.access_token())
+        with pytest.raises(wxqr.AccessTokenError, match="cooling down"):
+            await wx.shorten.fetch(KEY)  # a second forced refresh within 30 s: refused
+        requests = len(fake.token_requests)
+        # That AccessTokenError started no fail-fast cooldown: the next call asks WeChat.
+        assert await wx.access_token() in fake.issued
+        assert len(fake.token_requests) == requests + 1
