@@ -811,3 +811,57 @@ async def test_a_rejected_token_is_no_account_refusal():
         # That AccessTokenError started no fail-fast cooldown: the next call asks WeChat.
         assert await wx.access_token() in fake.issued
         assert len(fake.token_requests) == requests + 1
+
+
+async def test_token_fetch_retries_back_off_by_doubling_from_retry_backoff(monkeypatch):
+    spans = []
+
+    def uniform(low, high):
+        spans.append((low, high))
+        return 0.0
+
+    monkeypatch.setattr("wxqr._tokens.random.uniform", uniform)
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", *[httpx.Response(503, text="busy")] * 3)
+    async with fake.client(retry_backoff=0.75, max_retries=3) as wx:
+        assert await wx.access_token() == fake.issued[0]
+    assert spans == [(0, 0.75), (0, 1.5), (0, 3.0)]
+    assert len(fake.token_requests) == 4
+
+
+async def test_a_token_fetch_without_an_answer_ends_at_the_fetch_bound():
+    fake = FakeWeChat()
+    fake.token_delay = 3.0
+    async with fake.client(timeout=0.2, max_retries=0) as wx:
+        with anyio.fail_after(2.5), pytest.raises(wxqr.TransportError) as info:
+            await wx.access_token()  # ends well before the answer would come
+    assert info.value.endpoint == "cgi-bin/stable_token"
+    assert str(info.value) == "cgi-bin/stable_token: token fetch got no answer within 0.2 s"
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
+async def test_concurrent_callers_share_one_fetch_and_its_outcome(fails):
+    fake = FakeWeChat()
+    fake.token_delay = 0.1
+    if fails:
+        fake.reply_always("cgi-bin/stable_token", error(-1))
+    outcomes = []
+
+    async def call(wx):
+        try:
+            outcomes.append(await wx.access_token())
+        except wxqr.SystemBusyError as exc:
+            outcomes.append(exc)
+
+    async with (
+        fake.client(max_retries=0, refusal_cooldown=0) as wx,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(3):
+            tg.start_soon(call, wx)
+    assert len(fake.token_requests) == 1
+    if fails:
+        assert all(isinstance(o, wxqr.SystemBusyError) for o in outcomes)
+        assert len({id(o) for o in outcomes}) == 3  # each its own copy
+    else:
+        assert outcomes == [fake.issued[0]] * 3
