@@ -727,8 +727,9 @@ async def test_a_token_answer_with_zero_expires_in_is_a_decode_error():
     fake = FakeWeChat()
     fake.reply("cgi-bin/stable_token", {"access_token": "T-0123456789abc", "expires_in": 0})
     async with fake.client(max_retries=0) as wx:
-        with pytest.raises(wxqr.ResponseDecodeError, match="lacks access_token"):
+        with pytest.raises(wxqr.ResponseDecodeError) as info:
             await wx.access_token()
+    assert str(info.value) == "cgi-bin/stable_token: token answer lacks access_token/expires_in"
 
 
 async def test_a_classic_token_request_is_a_get_without_a_json_content_type():
@@ -865,3 +866,21 @@ async def test_concurrent_callers_share_one_fetch_and_its_outcome(fails):
         assert len({id(o) for o in outcomes}) == 3  # each its own copy
     else:
         assert outcomes == [fake.issued[0]] * 3
+
+
+async def test_a_token_another_process_cached_is_masked_and_keeps_its_refresh_time():
+    now = time.time()
+    cache = CountingCache()
+    # Another process stored a token issued inside the refresh margin: used until refresh_at.
+    await cache.set(STABLE, wxqr.CachedToken("TOKEN-OTHER-PROCESS-1", now + 200, now + 100))
+    fake = FakeWeChat()
+    fake.accepted.add("TOKEN-OTHER-PROCESS-1")
+    async with fake.client(token_cache=cache) as wx:
+        token = await wx.access_token()
+        reads = cache.reads
+        assert await wx.access_token() == token  # from memory: no cache round-trip
+        assert cache.reads == reads
+        held = wx._tokens._local.value  # what traceback locals would show
+    assert token == "TOKEN-OTHER-PROCESS-1"
+    assert repr(held) == "'***SS-1'"
+    assert fake.token_requests == []
