@@ -884,3 +884,45 @@ async def test_a_token_another_process_cached_is_masked_and_keeps_its_refresh_ti
     assert token == "TOKEN-OTHER-PROCESS-1"
     assert repr(held) == "'***SS-1'"
     assert fake.token_requests == []
+
+
+async def test_retries_that_all_fail_back_off_between_attempts_only(monkeypatch):
+    spans = []
+
+    def uniform(low, high):
+        spans.append((low, high))
+        return 0.0
+
+    monkeypatch.setattr("wxqr._tokens.random.uniform", uniform)
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", httpx.Response(503, text="busy"))
+    async with fake.client(retry_backoff=0.75, max_retries=1) as wx:
+        with pytest.raises(wxqr.HTTPStatusError):
+            await wx.access_token()
+    assert spans == [(0, 0.75)]  # no backoff after the last attempt
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_fetch_bound_ending_in_a_backoff_raises_the_last_failure(monkeypatch):
+    monkeypatch.setattr("wxqr._tokens.random.uniform", lambda low, high: 5.0)  # a long wait
+    fake = FakeWeChat()
+    fake.reply_always("cgi-bin/stable_token", httpx.Response(503, text="busy"))
+    async with fake.client(timeout=0.1, max_retries=1, retry_backoff=0.1) as wx:
+        assert wx._tokens.fetch_bound == pytest.approx(0.3)
+        with anyio.fail_after(3), pytest.raises(wxqr.HTTPStatusError) as info:
+            await wx.access_token()  # the bound ends the 5 s backoff
+    assert info.value.status_code == 503
+    assert len(fake.token_requests) == 1
+
+
+async def test_warm_refreshes_a_token_that_is_due():
+    now = [time.time()]
+    fake = FakeWeChat()
+    async with fake.http_client() as http:
+        tokens = manager(http, clock=lambda: now[0])
+        await tokens.warm()
+        await tokens.warm()  # still fresh: nothing fetched
+        assert len(fake.token_requests) == 1
+        now[0] += 7200  # past its refresh time
+        await tokens.warm()
+    assert len(fake.token_requests) == 2
