@@ -82,3 +82,16 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def pid(self) -> int:
+        """The running server's process id (for tests that SIGSTOP/SIGCONT it)."""
+        assert self._process is not None, "redis-server is not running"
+        return self._process.pid
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

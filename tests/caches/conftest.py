@@ -21,10 +21,8 @@ from redisserver import RedisServer, free_port
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A session-wide redis-server (never stopped by a test; see ``private_redis_server``)."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -43,10 +41,8 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def private_redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may stop (an outage) and restart."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -28,10 +28,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def redis_server():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture

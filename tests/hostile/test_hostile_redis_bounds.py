@@ -37,10 +37,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -52,8 +50,7 @@ def redis_pid(redis_server: RedisServer) -> int:
         plain.flushall()
     finally:
         plain.close()
-    assert redis_server._process is not None
-    return redis_server._process.pid
+    return redis_server.pid
 
 
 @pytest.fixture

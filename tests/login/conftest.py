@@ -20,10 +20,8 @@ _prefixes = itertools.count()
 @pytest.fixture(scope="session")
 def login_redis_server() -> Iterator[RedisServer]:
     """One redis-server for the login tests (each test uses its own key prefix)."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture(
