@@ -50,6 +50,12 @@ def modules() -> dict[str, list[str]]:
     return dict(_pyproject()[1]["tool"]["wxqr-mutation"]["tests"])
 
 
+def _cli_args(config: dict, module: str) -> list[str]:
+    """pytest's arguments for ``module``: ``[tool.wxqr-mutation.args]`` or the common ones."""
+    own = config["tool"]["wxqr-mutation"].get("args", {})
+    return list(own.get(module, config["tool"]["mutmut"]["pytest_add_cli_args"]))
+
+
 def prepare(module: str) -> Path:
     text, config = _pyproject()
     tests = modules()[module]
@@ -61,7 +67,7 @@ def prepare(module: str) -> Path:
             f"source_paths = {json.dumps(base['source_paths'])}",
             f"only_mutate = {json.dumps([source])}",
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
-            f"pytest_add_cli_args = {json.dumps(base['pytest_add_cli_args'])}",
+            f"pytest_add_cli_args = {json.dumps(_cli_args(config, module))}",
             f"do_not_mutate_patterns = {json.dumps(base.get('do_not_mutate_patterns', []))}",
             "",
         ]
