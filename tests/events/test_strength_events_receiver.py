@@ -531,3 +531,802 @@ async def test_a_body_may_be_str_bytearray_or_memoryview(body):
     answer = await receiver.handle("POST", query(), body(event_xml("SCAN", "场景").encode()))
     assert (answer.status, answer.body) == (200, b"success")
     assert [s.scene for s in handler.seen] == ["场景"]
+
+
+# de-duplication keys
+def _digest(*parts: str) -> str:
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def test_dedup_key_of_an_event_hashes_its_identity_under_the_account():
+    scan = events.parse(event_xml("SCAN", "42", "T-1", create_time=1700000000))
+    expected = _digest("evt", OPENID, "1700000000", "SCAN", "42", "T-1")
+    assert events.dedup_key(scan) == f"{ACCOUNT}:{expected}"
+    follow = events.parse(event_xml("subscribe", None, None, create_time=5))
+    assert (
+        events.dedup_key(follow) == f"{ACCOUNT}:{_digest('evt', OPENID, '5', 'subscribe', '', '')}"
+    )
+
+
+def test_dedup_key_of_a_message_is_its_msg_id():
+    text = (
+        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>{OPENID}</FromUserName>"
+        "<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>hi</Content>"
+        "<MsgId> 1234567890123456 </MsgId></xml>"
+    )
+    assert events.dedup_key(events.parse(text)) == f"{ACCOUNT}:{_digest('msg', '1234567890123456')}"
+    blank = text.replace("<MsgId> 1234567890123456 </MsgId>", "<MsgId>  </MsgId>")
+    expected = _digest("evt", OPENID, "1", "", "", "")
+    assert events.dedup_key(events.parse(blank)) == f"{ACCOUNT}:{expected}"
+
+
+# replies
+async def test_a_text_reply_in_xml_is_exactly_the_passive_reply_format():
+    receiver = plain_receiver()
+    receiver.on_scan(Recorder("hi ]]> <b>&"))
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert answer == events.Answer(
+        200,
+        "application/xml; charset=utf-8",
+        (
+            f"<xml><ToUserName><![CDATA[{OPENID}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{ACCOUNT}]]></FromUserName>"
+            f"<CreateTime>{NOW}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            "<Content><![CDATA[hi ]]]]><![CDATA[> <b>&]]></Content></xml>"
+        ).encode(),
+    )
+    assert answer.error is None
+
+
+async def test_a_text_reply_in_json_is_compact_utf8():
+    receiver = plain_receiver()
+    receiver.on_scan(Recorder('欢迎 "x"'))
+    answer = await receiver.handle("POST", query(), event_json("SCAN", "1").encode())
+    assert answer == events.Answer(
+        200,
+        "application/json; charset=utf-8",
+        (
+            f'{{"ToUserName":"{OPENID}","FromUserName":"{ACCOUNT}","CreateTime":{NOW},'
+            '"MsgType":"text","Content":"欢迎 \\"x\\""}'
+        ).encode(),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+async def test_an_encrypted_reply_is_sealed_with_the_key_that_opened_the_push(fmt):
+    import json
+    import re
+
+    receiver = safe_receiver(encoding_aes_key=OTHER_KEY, previous_aes_key=KEY)
+    receiver.on_scan(Recorder("sealed"))
+    plaintext = event_xml("SCAN", "9") if fmt == "xml" else event_json("SCAN", "9")
+    push_query, body = encrypted_push(crypto(KEY), plaintext, fmt=fmt, nonce="n-1", timestamp=NOW)
+    answer = await receiver.handle("POST", push_query, body)
+    assert (answer.status, answer.content_type) == (200, f"application/{fmt}; charset=utf-8")
+    if fmt == "json":
+        sealed = json.loads(answer.body)
+        assert list(sealed) == ["Encrypt", "MsgSignature", "TimeStamp", "Nonce"]
+        assert (sealed["TimeStamp"], sealed["Nonce"]) == (NOW, "n-1")
+    else:
+        match = re.fullmatch(
+            rb"<xml><Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>"
+            rb"<MsgSignature><!\[CDATA\[([0-9a-f]{40})\]\]></MsgSignature>"
+            rb"<TimeStamp>(\d+)</TimeStamp><Nonce><!\[CDATA\[n-1\]\]></Nonce></xml>",
+            answer.body,
+        )
+        assert match is not None, answer.body
+        sealed = {
+            "Encrypt": match[1].decode(),
+            "MsgSignature": match[2].decode(),
+            "TimeStamp": int(match[3]),
+        }
+        assert sealed["TimeStamp"] == NOW
+    inner = crypto(KEY).decrypt(
+        sealed["Encrypt"],
+        msg_signature=sealed["MsgSignature"],
+        timestamp=str(sealed["TimeStamp"]),
+        nonce="n-1",
+    )
+    if fmt == "xml":
+        assert inner == (
+            f"<xml><ToUserName><![CDATA[{OPENID}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{ACCOUNT}]]></FromUserName><CreateTime>{NOW}</CreateTime>"
+            "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[sealed]]></Content></xml>"
+        )
+    else:
+        assert inner == (
+            f'{{"ToUserName":"{OPENID}","FromUserName":"{ACCOUNT}","CreateTime":{NOW},'
+            '"MsgType":"text","Content":"sealed"}'
+        )
+
+
+@pytest.mark.parametrize("reply", [None, "", 5, b"bytes"])
+async def test_a_handler_that_returns_no_text_is_answered_success(reply):
+    receiver = plain_receiver()
+    receiver.on_scan(Recorder(reply))
+    answer = await receiver.handle("POST", query(), event_xml().encode())
+    assert answer == events.Answer(200, "text/plain; charset=utf-8", b"success")
+
+
+# encrypted pushes
+async def test_encrypt_type_is_case_insensitive_and_an_encrypt_field_alone_means_aes():
+    receiver = safe_receiver()
+    handler = Recorder()
+    receiver.on_scan(handler)
+    push_query, body = encrypted_push(crypto(), event_xml("SCAN", "a"), timestamp=NOW)
+    assert (
+        await receiver.handle("POST", {**push_query, "encrypt_type": "AES"}, body)
+    ).status == 200
+    push_query, body = encrypted_push(crypto(), event_xml("SCAN", "b"), timestamp=NOW)
+    del push_query["encrypt_type"]
+    assert (await receiver.handle("POST", push_query, body)).status == 200
+    push_query, body = encrypted_push(crypto(), event_xml("SCAN", "c"), timestamp=NOW)
+    assert (
+        await receiver.handle("POST", {**push_query, "encrypt_type": "raw"}, body)
+    ).status == 200
+    assert [s.scene for s in handler.seen] == ["a", "b", "c"]
+
+
+async def test_encrypted_push_refusals_name_the_check_that_failed():
+    handler = Recorder()
+    receiver = safe_receiver()
+    receiver.on_scan(handler)
+    push_query, body = encrypted_push(crypto(), event_xml(), timestamp=NOW)
+    cases = [
+        (receiver, {**push_query, "msg_signature": None}, body, 403,
+         "encrypted push without msg_signature (code -40001)"),
+        (receiver, push_query, f"<xml><ToUserName>{ACCOUNT}</ToUserName><Encrypt/></xml>".encode(),
+         400,
+         "encrypt_type=aes but the body has no Encrypt field (code -40002)"),
+        (plain_receiver(), push_query, body, 400,
+         "encrypted push, but no encoding_aes_key is configured (code -40004)"),
+    ]  # fmt: skip
+    for target, push, data, status, message in cases:
+        push = {k: v for k, v in push.items() if v is not None}
+        answer = await target.handle("POST", push, data)
+        assert (answer.status, str(answer.error)) == (status, message)
+    assert handler.seen == []
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "sealed_with", "appid", "error", "message"),
+    [
+        pytest.param(OTHER_KEY, KEY, KEY, "wx0000000000000000", events.AppIdMismatch,
+                     "the decrypted frame names another appid (code -40005)",
+                     id="previous-key-names-another-appid"),
+        pytest.param(KEY, OTHER_KEY, KEY, "wx0000000000000000", events.AppIdMismatch,
+                     "the decrypted frame names another appid (code -40005)",
+                     id="current-key-names-another-appid"),
+        pytest.param(KEY, None, "B" * 43, APPID, events.DecryptError,
+                     "bad PKCS#7 padding (wrong key?) (code -40008)", id="one-wrong-key"),
+    ],
+)  # fmt: skip
+async def test_key_rotation_reports_the_most_telling_failure(
+    current, previous, sealed_with, appid, error, message
+):
+    receiver = safe_receiver(encoding_aes_key=current, previous_aes_key=previous)
+    handler = Recorder()
+    receiver.on_scan(handler)
+    push_query, body = encrypted_push(crypto(sealed_with, appid), event_xml(), timestamp=NOW)
+    answer = await receiver.handle("POST", push_query, body)
+    assert (answer.status, answer.body) == (400, b"bad request")
+    assert type(answer.error) is error
+    assert str(answer.error) == message
+    assert handler.seen == []
+
+
+# registration and dispatch
+def test_registration_returns_the_handler_and_checks_the_name():
+    receiver = plain_receiver()
+    handler = Recorder()
+    assert receiver.on_scan(handler) is handler
+    assert receiver.on("SCAN")(handler) is handler
+    for name in ("", None, 5):
+        with pytest.raises(ValidationError) as caught:
+            receiver.on(name)
+        assert str(caught.value) == "name: must be a non-empty Event or MsgType name"
+
+
+async def test_event_names_match_case_insensitively_and_the_last_registration_wins():
+    receiver = plain_receiver()
+    first, second, location = Recorder("first"), Recorder("second"), Recorder()
+    receiver.on("UnSubscribe")(first)
+    receiver.on("unsubscribe")(second)
+    receiver.on("location")(location)
+    await receiver.handle("POST", query(), event_xml("unsubscribe", None, None).encode())
+    await receiver.handle("POST", query(), event_xml("LOCATION", None, None).encode())
+    assert first.seen == []
+    assert [e.name for e in second.seen] == ["unsubscribe"]
+    assert [e.name for e in location.seen] == ["LOCATION"]
+    scans = [Recorder("one"), Recorder("two")]
+    for scan in scans:
+        receiver.on_scan(scan)
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert b"<Content><![CDATA[two]]></Content>" in answer.body
+    assert scans[0].seen == []
+
+
+@pytest.mark.parametrize(
+    ("push", "registered", "name"),
+    [
+        pytest.param(event_xml("subscribe", "qrscene_7", "T", create_time=77), "SUBSCRIBE",
+                     "subscribe", id="follow-by-scan"),
+        pytest.param(event_xml("SCAN", "7", "T", create_time=77), "scan", "SCAN", id="scan"),
+    ],
+)  # fmt: skip
+async def test_without_a_scan_handler_a_scan_is_the_event_it_arrived_as(push, registered, name):
+    receiver = plain_receiver()
+    handler = Recorder("as event")
+    receiver.on(registered)(handler)
+    answer = await receiver.handle("POST", query(), push.encode())
+    assert b"<Content><![CDATA[as event]]></Content>" in answer.body
+    (event,) = handler.seen
+    assert type(event) is events.Event
+    assert (event.name, event.openid, event.create_time, event.account) == (
+        name,
+        OPENID,
+        77,
+        ACCOUNT,
+    )
+    assert event.raw["Ticket"] == "T"
+
+
+async def test_a_push_nobody_handles_is_answered_success_without_a_dedup_claim():
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(dedup=dedup)
+    receiver.on("unsubscribe")(Recorder())
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert answer == events.Answer(200, "text/plain; charset=utf-8", b"success")
+    assert len(dedup) == 0
+
+
+@pytest.mark.parametrize(
+    ("push", "name"),
+    [
+        pytest.param(event_xml("subscribe", "qrscene_1"), "subscribe scan", id="subscribe"),
+        pytest.param(event_xml("SCAN", "1"), "SCAN", id="scan"),
+        pytest.param(event_xml("LOCATION", None, None), "LOCATION", id="event"),
+    ],
+)
+async def test_a_duplicate_is_answered_success_without_the_handler(push, name, caplog):
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(dedup=dedup)
+    handler = Recorder("reply")
+    receiver.on_scan(handler)
+    receiver.on("location")(handler)
+    first = await receiver.handle("POST", query(nonce="1"), push.encode())
+    assert first.status == 200
+    assert len(dedup) == 1
+    caplog.clear()
+    again = await receiver.handle("POST", query(nonce="2"), push.encode())
+    assert again == events.Answer(200, "text/plain; charset=utf-8", b"success")
+    assert len(handler.seen) == 1
+    assert records(caplog) == [
+        ("INFO", f"duplicate delivery of a {name} push answered without its handler")
+    ]
+
+
+class FailingDedup:
+    """A dedup store whose claim and/or release fail."""
+
+    def __init__(self, *, claim: bool = True, release: bool = True) -> None:
+        self.fail_claim, self.fail_release = claim, release
+        self.released: list[str] = []
+
+    async def claim(self, key: str) -> bool:
+        if self.fail_claim:
+            raise events.DedupError("claim broke")
+        return True
+
+    async def release(self, key: str) -> None:
+        self.released.append(key)
+        if self.fail_release:
+            raise events.DedupError("release broke")
+
+
+async def test_a_failing_dedup_store_does_not_lose_the_scan(caplog):
+    receiver = plain_receiver(dedup=FailingDedup())
+    handler = Recorder("still here")
+    receiver.on_scan(handler)
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert b"still here" in answer.body
+    assert len(handler.seen) == 1
+    assert ("WARNING", "dedup store failed (claim broke); handling the push anyway") in records(
+        caplog
+    )
+
+
+async def test_a_raising_handler_answers_500_and_releases_its_key(caplog):
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(dedup=dedup)
+
+    async def broken(scan):
+        raise RuntimeError("db down")
+
+    receiver.on_scan(broken)
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert answer == events.Answer(500, "text/plain; charset=utf-8", b"internal error")
+    assert answer.error is None
+    assert len(dedup) == 0
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.getMessage() == "the SCAN handler raised; answered 500 so that WeChat resends"
+    assert isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_a_failing_release_is_logged_and_the_answer_is_still_500(caplog):
+    dedup = FailingDedup(claim=False)
+    receiver = plain_receiver(dedup=dedup)
+
+    async def broken(scan):
+        raise RuntimeError("db down")
+
+    receiver.on_scan(broken)
+    scan = events.parse(event_xml("SCAN", "1"))
+    answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert answer.status == 500
+    assert dedup.released == [events.dedup_key(scan)]
+    assert ("WARNING", "dedup store failed to release a key (release broke)") in records(caplog)
+
+
+async def test_an_unopened_receiver_warns_once(caplog):
+    receiver = plain_receiver()
+    receiver.on_scan(Recorder("inline"))
+    for nonce in ("1", "2"):
+        answer = await receiver.handle("POST", query(), event_xml("SCAN", nonce).encode())
+        assert b"inline" in answer.body
+    assert records(caplog, logging.WARNING) == [
+        (
+            "WARNING",
+            "Receiver not opened (async with receiver / ASGI lifespan): handlers run inline and "
+            "a slow one delays the answer past reply_deadline",
+        )
+    ]
+
+
+# the task group: reply_deadline and shutdown_grace
+class Gate:
+    """A handler that waits until released, then replies (or raises)."""
+
+    def __init__(self, reply: str | None = "late", error: Exception | None = None) -> None:
+        import anyio
+
+        self.go, self.finished = anyio.Event(), anyio.Event()
+        self.reply, self.error = reply, error
+        self.started = 0
+
+    async def __call__(self, push):
+        self.started += 1
+        try:
+            await self.go.wait()
+        finally:
+            self.finished.set()
+        if self.error is not None:
+            raise self.error
+        return self.reply
+
+
+async def test_an_open_receiver_sends_a_reply_that_comes_in_time():
+    receiver = plain_receiver(reply_deadline=4.9)
+    receiver.on_scan(Recorder("in time"))
+    async with receiver:
+        answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert b"<Content><![CDATA[in time]]></Content>" in answer.body
+
+
+async def test_past_the_deadline_the_answer_is_success_and_the_handler_continues(caplog):
+    import anyio
+
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(reply_deadline=0.05, dedup=dedup)
+    gate = Gate(reply="never sent")
+    receiver.on_scan(gate)
+    async with receiver:
+        with anyio.fail_after(5):
+            answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+        assert answer == events.Answer(200, "text/plain; charset=utf-8", b"success")
+        assert not gate.finished.is_set()
+        gate.go.set()
+    assert gate.finished.is_set()
+    assert len(dedup) == 1  # it completed: the key stays claimed
+    assert records(caplog, logging.WARNING) == [
+        (
+            "WARNING",
+            "a handler is still running after reply_deadline (0.1 s): answered success, it "
+            "continues in the background",
+        )
+    ]
+
+
+async def test_a_handler_failing_after_the_deadline_is_logged_and_released(caplog):
+    import anyio
+
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(reply_deadline=0.05, dedup=dedup)
+    gate = Gate(error=ValueError("late boom"))
+    receiver.on_scan(gate)
+    async with receiver:
+        with anyio.fail_after(5):
+            answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+        assert answer.body == b"success"
+        gate.go.set()
+    assert len(dedup) == 0
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.getMessage() == "a handler failed after the reply deadline"
+    assert isinstance(record.exc_info[1], ValueError)
+
+
+async def test_a_handler_failing_in_time_is_not_logged_as_late(caplog):
+    receiver = plain_receiver(reply_deadline=4.9)
+    gate = Gate(error=ValueError("boom"))
+    gate.go.set()
+    receiver.on_scan(gate)
+    async with receiver:
+        answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert answer.status == 500
+    assert [m for _, m in records(caplog, logging.ERROR)] == [
+        "the SCAN handler raised; answered 500 so that WeChat resends"
+    ]
+
+
+async def test_closing_waits_for_handlers_within_shutdown_grace():
+    import anyio
+
+    receiver = plain_receiver(reply_deadline=0.05, shutdown_grace=5)
+    done: list[str] = []
+
+    async def slowish(scan):
+        await anyio.sleep(0.15)
+        done.append(scan.scene)
+
+    receiver.on_scan(slowish)
+    async with receiver:
+        assert (await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())).body == (
+            b"success"
+        )
+        assert done == []
+    assert done == ["1"]
+
+
+async def test_closing_cancels_handlers_past_the_grace_and_releases_their_keys(caplog):
+    import anyio
+
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(reply_deadline=0.05, shutdown_grace=0, dedup=dedup)
+    gate = Gate()
+    receiver.on_scan(gate)
+    with anyio.fail_after(5):
+        async with receiver:
+            await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+            assert len(dedup) == 1
+    assert gate.finished.is_set()
+    assert not gate.go.is_set()
+    assert len(dedup) == 0  # cancelled: WeChat's resend will run it
+    # ... and the receiver can be opened again.
+    gate2 = Gate()
+    gate2.go.set()
+    receiver.on_scan(gate2)
+    async with receiver:
+        answer = await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+    assert b"late" in answer.body
+    assert gate2.started == 1
+
+
+async def test_a_receiver_opens_once_and_closing_an_unopened_one_is_a_no_op():
+    receiver = plain_receiver()
+    await receiver.__aexit__(None, None, None)
+    async with receiver as opened:
+        assert opened is receiver
+        with pytest.raises(RuntimeError, match=r"^this Receiver is already open$"):
+            await receiver.__aenter__()
+    with pytest.raises(KeyError):  # the block's own exception, not an ExceptionGroup
+        async with receiver:
+            raise KeyError("mine")
+
+
+async def test_a_request_cancelled_while_waiting_leaves_the_handler_running(caplog):
+    import anyio
+
+    dedup = events.MemoryDedup()
+    receiver = plain_receiver(reply_deadline=4.9, dedup=dedup)
+    gate = Gate(error=ValueError("after the client left"))
+    receiver.on_scan(gate)
+    async with receiver:
+        with anyio.move_on_after(0.05):
+            await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+        assert gate.started == 1
+        assert not gate.finished.is_set()
+        gate.go.set()
+    assert len(dedup) == 0
+    assert [m for _, m in records(caplog, logging.ERROR)] == [
+        "a handler failed after the reply deadline"
+    ]
+
+
+def test_the_asgi_app_is_one_object_per_receiver():
+    receiver = plain_receiver()
+    app = receiver.asgi_app
+    assert app is receiver.asgi_app
+    assert app.receiver is receiver
+    assert repr(app) == "<asgi_app of Receiver(appid=None, mode='plaintext')>"
+
+
+# -- the ASGI adapter, called directly -----------------------------------------------------------
+class ASGI:
+    """Drive an ASGI app: the messages it receives, and those it sends."""
+
+    def __init__(self, *incoming) -> None:
+        self.incoming = list(incoming)
+        self.sent: list[dict] = []
+        self.received = 0
+
+    async def receive(self):
+        self.received += 1
+        return self.incoming.pop(0)
+
+    async def send(self, message):
+        self.sent.append(message)
+
+
+def http_scope(method: str = "POST", query_string: bytes | None = None) -> dict:
+    from urllib.parse import urlencode
+
+    scope = {"type": "http", "method": method}
+    scope["query_string"] = urlencode(query()).encode() if query_string is None else query_string
+    return scope
+
+
+def body_messages(*chunks: bytes) -> list[dict]:
+    return [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+async def test_asgi_answers_with_status_content_type_length_and_body():
+    receiver = plain_receiver()
+    receiver.on_scan(Recorder("hi"))
+    body = event_xml("SCAN", "1").encode()
+    asgi = ASGI(*body_messages(body[:10], b"", body[10:]))
+    await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+    start, sent = asgi.sent
+    assert start["type"] == "http.response.start"
+    assert start["status"] == 200
+    assert start["headers"] == [
+        (b"content-type", b"application/xml; charset=utf-8"),
+        (b"content-length", str(len(sent["body"])).encode()),
+    ]
+    assert sent["type"] == "http.response.body"
+    assert b"<Content><![CDATA[hi]]></Content>" in sent["body"]
+
+
+async def test_asgi_reads_at_most_max_body_plus_one_bytes():
+    receiver = plain_receiver(max_body=10)
+    asgi = ASGI(*body_messages(b"x" * 6, b"x" * 6, b"never read"))
+    await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+    assert asgi.received == 2
+    assert asgi.sent[0]["status"] == 413
+    assert asgi.sent[1]["body"] == b"payload too large"
+    # Exactly max_body bytes are read whole and handled.
+    receiver = plain_receiver(max_body=10)
+    asgi = ASGI(*body_messages(b"x" * 4, b"x" * 6))
+    await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+    assert asgi.sent[0]["status"] == 400  # read, then refused as neither XML nor JSON
+
+
+async def test_asgi_a_cut_body_is_refused_as_too_large_not_handled():
+    receiver = plain_receiver(max_body=len(event_xml("SCAN", "1")))
+    handler = Recorder()
+    receiver.on_scan(handler)
+    body = event_xml("SCAN", "1").encode()
+    asgi = ASGI(*body_messages(body + b"  ", b"more"))
+    await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+    assert asgi.sent[0]["status"] == 413
+    assert handler.seen == []
+
+
+async def test_asgi_a_body_message_without_body_counts_as_empty():
+    receiver = plain_receiver()
+    asgi = ASGI({"type": "http.request"})
+    scope = http_scope("GET", f"{_qs(query(echostr='e'))}".encode())
+    await receiver.asgi_app(scope, asgi.receive, asgi.send)
+    assert (asgi.sent[0]["status"], asgi.sent[1]["body"]) == (200, b"e")
+
+
+def _qs(params) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+async def test_asgi_query_first_values_blank_values_and_no_query_string():
+    receiver = plain_receiver()
+    signed = query()
+    raw = _qs(signed) + "&echostr=&echostr=second&signature=" + "0" * 40
+    asgi = ASGI({"type": "http.request", "body": b""})
+    await receiver.asgi_app(http_scope("GET", raw.encode()), asgi.receive, asgi.send)
+    assert (asgi.sent[0]["status"], asgi.sent[1]["body"]) == (200, b"")  # the blank echostr
+    asgi = ASGI({"type": "http.request", "body": b""})
+    await receiver.asgi_app({"type": "http", "method": "GET"}, asgi.receive, asgi.send)
+    assert asgi.sent[0]["status"] == 403
+    echostr = "caf\xe9 %"
+    asgi = ASGI({"type": "http.request", "body": b""})
+    raw = (_qs({**signed, "echostr": echostr})).encode()
+    await receiver.asgi_app(http_scope("GET", raw), asgi.receive, asgi.send)
+    assert asgi.sent[1]["body"] == echostr.encode()
+
+
+async def test_asgi_a_client_that_disconnects_gets_nothing():
+    receiver = plain_receiver()
+    handler = Recorder()
+    receiver.on_scan(handler)
+    asgi = ASGI(*body_messages(b"<xml>", b""), {"type": "http.disconnect"})
+    asgi.incoming[1]["more_body"] = True
+    await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+    assert asgi.sent == []
+    assert handler.seen == []
+
+
+async def test_asgi_websockets_are_closed_and_other_scopes_ignored():
+    receiver = plain_receiver()
+    asgi = ASGI()
+    await receiver.asgi_app({"type": "websocket"}, asgi.receive, asgi.send)
+    assert asgi.sent == [{"type": "websocket.close", "code": 1003}]
+    asgi = ASGI()
+    await receiver.asgi_app({"type": "something"}, asgi.receive, asgi.send)
+    assert (asgi.sent, asgi.received) == ([], 0)
+
+
+async def test_asgi_lifespan_opens_and_closes_the_receiver():
+    import anyio
+
+    receiver = plain_receiver(reply_deadline=0.05)
+    gate = Gate()
+    receiver.on_scan(gate)
+    startup = ASGI()
+    lifespan_sent = startup.sent
+
+    async def post(scene: str):
+        asgi = ASGI(*body_messages(event_xml("SCAN", scene).encode()))
+        with anyio.fail_after(5):
+            await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
+        return asgi.sent[1]["body"]
+
+    # Drive the lifespan by hand: startup, one request, shutdown.
+    shutdown = anyio.Event()
+    messages = [{"type": "lifespan.startup"}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await shutdown.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.asgi_app, {"type": "lifespan"}, receive, startup.send)
+        with anyio.fail_after(5):
+            while not lifespan_sent:
+                await anyio.sleep(0.01)
+        assert lifespan_sent == [{"type": "lifespan.startup.complete"}]
+        assert await post("1") == b"success"  # answered at the deadline: the group is open
+        gate.go.set()
+        shutdown.set()
+    assert lifespan_sent == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+    assert gate.finished.is_set()
+    # Closed again: a new handler runs inline (no background group).
+    receiver.on_scan(Recorder("inline"))
+    assert b"inline" in await post("2")
+
+
+async def test_asgi_lifespan_leaves_a_receiver_the_application_opened_alone():
+    receiver = plain_receiver()
+    async with receiver:
+        asgi = ASGI({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"})
+        await receiver.asgi_app({"type": "lifespan"}, asgi.receive, asgi.send)
+        assert [m["type"] for m in asgi.sent] == [
+            "lifespan.startup.complete",
+            "lifespan.shutdown.complete",
+        ]
+        with pytest.raises(RuntimeError):  # still open: the lifespan did not close it
+            await receiver.__aenter__()
+    asgi = ASGI({"type": "lifespan.shutdown"})  # a shutdown without startup closes nothing
+    await receiver.asgi_app({"type": "lifespan"}, asgi.receive, asgi.send)
+    assert asgi.sent == [{"type": "lifespan.shutdown.complete"}]
+
+
+async def test_asgi_lifespan_ignores_unknown_messages():
+    receiver = plain_receiver()
+    asgi = ASGI({"type": "lifespan.other"}, {"type": "lifespan.shutdown"})
+    await receiver.asgi_app({"type": "lifespan"}, asgi.receive, asgi.send)
+    assert asgi.sent == [{"type": "lifespan.shutdown.complete"}]
+
+
+# -- the aiohttp adapter, on a real socket -------------------------------------------------------
+@pytest.fixture
+async def aiohttp_server():
+    """Serve receivers with aiohttp; yields ``start(receiver) -> (host, port)``."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    servers = []
+
+    async def start(receiver):
+        app = web.Application()
+        app.router.add_route("*", "/wechat", receiver.aiohttp_handler)
+        server = TestServer(app)
+        await server.start_server()
+        servers.append(server)
+        return server.host, server.port
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+async def raw_request(address, head: bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 exchange over a plain socket (to send what httpx would not)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        with_timeout = asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        status_line, *header_lines = (await with_timeout).decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines if line)
+        content = await asyncio.wait_for(reader.readexactly(int(headers["Content-Length"])), 2)
+        return int(status_line.split()[1]), headers, content
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_refuses_a_declared_oversize_without_waiting_for_the_body(aiohttp_server):
+    receiver = plain_receiver(max_body=100)
+    address = await aiohttp_server(receiver)
+    path = "/wechat?" + _qs(query())
+    # Content-Length max_body + 1, and no body sent: refused at once, not after reading it.
+    head = f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n".encode()
+    status, headers, content = await raw_request(address, head)
+    assert (status, content) == (413, b"payload too large")
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_reads_declared_and_chunked_bodies(aiohttp_server):
+    import httpx
+
+    receiver = plain_receiver(max_body=len(event_xml("SCAN", "1")))
+    handler = Recorder("hello")
+    receiver.on_scan(handler)
+    host, port = await aiohttp_server(receiver)
+    body = event_xml("SCAN", "1").encode()
+
+    async def chunked(data: bytes, size: int = 7):
+        for i in range(0, len(data), size):
+            yield data[i : i + size]
+
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+        answer = await http.post("/wechat", params=query(nonce="1"), content=body)
+        assert (answer.status_code, answer.headers["content-type"]) == (
+            200,
+            "application/xml; charset=utf-8",
+        )
+        assert "<Content><![CDATA[hello]]></Content>" in answer.text
+        answer = await http.post(
+            "/wechat", params=query(nonce="2"), content=chunked(event_xml("SCAN", "2").encode())
+        )
+        assert "<Content><![CDATA[hello]]></Content>" in answer.text
+        answer = await http.post("/wechat", params=query(nonce="3"), content=chunked(body + b" "))
+        assert (answer.status_code, answer.text) == (413, "payload too large")
+        answer = await http.get(
+            "/wechat", params=[*query().items(), ("echostr", "first"), ("echostr", "second")]
+        )
+        assert (answer.status_code, answer.text) == (200, "first")
+        answer = await http.request("PATCH", "/wechat", params=query())
+        assert (answer.status_code, answer.text) == (405, "method not allowed")
+    assert [s.scene for s in handler.seen] == ["1", "2"]
