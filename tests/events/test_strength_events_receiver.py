@@ -1103,7 +1103,7 @@ async def test_asgi_answers_with_status_content_type_length_and_body():
 
 async def test_asgi_reads_at_most_max_body_plus_one_bytes():
     receiver = plain_receiver(max_body=10)
-    asgi = ASGI(*body_messages(b"x" * 6, b"x" * 6, b"never read"))
+    asgi = ASGI(*body_messages(b"x" * 5, b"x" * 6, b"never read"))  # 11 bytes: enough
     await receiver.asgi_app(http_scope(), asgi.receive, asgi.send)
     assert asgi.received == 2
     assert asgi.sent[0]["status"] == 413
@@ -1155,6 +1155,11 @@ async def test_asgi_query_first_values_blank_values_and_no_query_string():
     raw = (_qs({**signed, "echostr": echostr})).encode()
     await receiver.asgi_app(http_scope("GET", raw), asgi.receive, asgi.send)
     assert asgi.sent[1]["body"] == echostr.encode()
+    # A raw (not percent-encoded) non-ASCII byte is read as Latin-1, not refused.
+    asgi = ASGI({"type": "http.request", "body": b""})
+    raw = _qs(signed).encode() + b"&echostr=caf\xe9"
+    await receiver.asgi_app(http_scope("GET", raw), asgi.receive, asgi.send)
+    assert (asgi.sent[0]["status"], asgi.sent[1]["body"]) == (200, "café".encode())
 
 
 async def test_asgi_a_client_that_disconnects_gets_nothing():
@@ -1217,6 +1222,8 @@ async def test_asgi_lifespan_opens_and_closes_the_receiver():
         {"type": "lifespan.shutdown.complete"},
     ]
     assert gate.finished.is_set()
+    async with receiver:  # the lifespan closed it: it can be opened again
+        pass
     # Closed again: a new handler runs inline (no background group).
     receiver.on_scan(Recorder("inline"))
     assert b"inline" in await post("2")
@@ -1330,3 +1337,21 @@ async def test_aiohttp_reads_declared_and_chunked_bodies(aiohttp_server):
         answer = await http.request("PATCH", "/wechat", params=query())
         assert (answer.status_code, answer.text) == (405, "method not allowed")
     assert [s.scene for s in handler.seen] == ["1", "2"]
+
+
+async def test_a_cancelled_handler_releases_its_key_even_through_an_async_store():
+    import anyio
+
+    class RoundTripDedup(events.MemoryDedup):  # a release that awaits, as Redis's does
+        async def release(self, key: str) -> None:
+            await anyio.lowlevel.checkpoint()
+            await super().release(key)
+
+    dedup = RoundTripDedup()
+    receiver = plain_receiver(reply_deadline=0.05, shutdown_grace=0, dedup=dedup)
+    receiver.on_scan(Gate())
+    with anyio.fail_after(5):
+        async with receiver:
+            await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
+            assert len(dedup) == 1
+    assert len(dedup) == 0
