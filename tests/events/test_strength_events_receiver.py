@@ -754,6 +754,10 @@ async def test_event_names_match_case_insensitively_and_the_last_registration_wi
         pytest.param(event_xml("subscribe", "qrscene_7", "T", create_time=77), "SUBSCRIBE",
                      "subscribe", id="follow-by-scan"),
         pytest.param(event_xml("SCAN", "7", "T", create_time=77), "scan", "SCAN", id="scan"),
+        pytest.param(event_xml("scan", "7", "T", create_time=77), "SCAN", "scan",
+                     id="scan-as-sent"),
+        pytest.param(event_xml("Subscribe", "qrscene_7", "T", create_time=77), "subscribe",
+                     "Subscribe", id="follow-as-sent"),
     ],
 )  # fmt: skip
 async def test_without_a_scan_handler_a_scan_is_the_event_it_arrived_as(push, registered, name):
