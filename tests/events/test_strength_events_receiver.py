@@ -1131,7 +1131,7 @@ async def test_asgi_a_cut_body_is_refused_as_too_large_not_handled():
 
 
 async def test_asgi_a_body_message_without_body_counts_as_empty():
-    receiver = plain_receiver()
+    receiver = plain_receiver(max_body=3)
     asgi = ASGI({"type": "http.request"})
     scope = http_scope("GET", f"{_qs(query(echostr='e'))}".encode())
     await receiver.asgi_app(scope, asgi.receive, asgi.send)
@@ -1249,6 +1249,29 @@ async def test_asgi_lifespan_leaves_a_receiver_the_application_opened_alone():
     assert asgi.sent == [{"type": "lifespan.shutdown.complete"}]
 
 
+async def test_asgi_lifespan_closes_only_what_it_opened_in_the_same_cycle():
+    receiver = plain_receiver()
+    cycle = ASGI({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"})
+    await receiver.asgi_app({"type": "lifespan"}, cycle.receive, cycle.send)
+    async with receiver:  # later, the application opens it itself...
+        later = ASGI({"type": "lifespan.shutdown"})
+        await receiver.asgi_app({"type": "lifespan"}, later.receive, later.send)
+        with pytest.raises(RuntimeError):  # ...and a later lifespan shutdown leaves it open
+            await receiver.__aenter__()
+
+
+async def test_asgi_lifespan_reports_a_receiver_that_fails_to_open():
+    class Failing(events.Receiver):  # e.g. a subclass that opens its own resources
+        async def __aenter__(self):
+            raise OSError("no database")
+
+    receiver = Failing(TOKEN)
+    asgi = ASGI({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"})
+    await receiver.asgi_app({"type": "lifespan"}, asgi.receive, asgi.send)
+    assert asgi.sent == [{"type": "lifespan.startup.failed", "message": "no database"}]
+    assert asgi.received == 1
+
+
 async def test_asgi_lifespan_ignores_unknown_messages():
     receiver = plain_receiver()
     asgi = ASGI({"type": "lifespan.other"}, {"type": "lifespan.shutdown"})
@@ -1359,3 +1382,27 @@ async def test_a_cancelled_handler_releases_its_key_even_through_an_async_store(
             await receiver.handle("POST", query(), event_xml("SCAN", "1").encode())
             assert len(dedup) == 1
     assert len(dedup) == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_consumes_at_most_max_body_plus_one_bytes_of_a_stream():
+    from aiohttp.test_utils import make_mocked_request
+
+    class Stream:  # a client sends a short chunk, then plenty, then resets at 11 bytes
+        def __init__(self) -> None:
+            self.available = [4, 64, 64]
+            self.consumed = 0
+
+        async def read(self, n: int) -> bytes:
+            if self.consumed >= 11:  # aiohttp raises a stored error even for read(0)
+                raise ConnectionResetError("the client went away")
+            size = min(n, self.available.pop(0)) if self.available else 0
+            self.consumed += size
+            return b"<" * size
+
+    receiver = plain_receiver(max_body=10)
+    stream = Stream()
+    request = make_mocked_request("POST", "/wechat?" + _qs(query()), payload=stream)
+    response = await receiver.aiohttp_handler(request)
+    assert (response.status, response.body) == (413, b"payload too large")
+    assert stream.consumed == 11
