@@ -421,10 +421,7 @@ async def test_the_default_max_skew_accepts_300_s_and_refuses_more():
 
 
 async def test_a_stale_timestamp_is_refused_with_the_skew_in_the_message(caplog):
-    receiver = plain_receiver(max_skew=60)
-    answer = await receiver.handle("GET", query(timestamp=str(NOW - 61), echostr="e"), b"")
-    # the signature is over the original timestamp: re-sign
-    assert answer.status == 403
+    receiver = plain_receiver(max_skew=60)  # the clock reads NOW + 0.9
     signed = signed_query(timestamp=NOW - 61)
     answer = await receiver.handle("GET", {**signed, "echostr": "e"}, b"")
     assert answer.status == 403
