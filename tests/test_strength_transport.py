@@ -727,3 +727,47 @@ async def test_a_rate_limiters_checks_are_bounded_by_the_calls_timeout():
         await wx.qrcode_jump.get(timeout=1.5)
     assert limiter.bounds == [4.0, 1.5]
     assert operation_bound(100.0) == 100.0  # set for the check only
+
+
+async def test_retries_queued_for_slots_share_one_failing_token_fetch(monkeypatch):
+    # Three calls back off after a busy answer; meanwhile another call's 40001 throws the token
+    # away and its refresh fails. The three retries then need a new token: they join one fetch
+    # before queueing for the only slot, rather than fetching once per slot holder.
+    parked = True
+    go = None
+    checkpoint = anyio.lowlevel.checkpoint
+
+    async def fake_sleep(delay):
+        if parked:
+            await go.wait()
+        else:
+            await checkpoint()
+
+    monkeypatch.setattr(anyio, "sleep", fake_sleep)
+    go = anyio.Event()
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/shorten/fetch", error(-1), error(-1), error(-1))
+    failures = []
+    async with fake.client(max_concurrency=1, max_retries=1, rate_limits={}) as wx:
+        first = await wx.access_token()
+
+        async def one():
+            with pytest.raises(wxqr.TransportError) as info:
+                await wx.shorten.fetch(KEY)
+            failures.append(info.value.endpoint)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(one)
+            await anyio.wait_all_tasks_blocked()  # all three are backing off
+            assert len(fake.calls("cgi-bin/shorten/fetch")) == 3
+            parked = False
+            fake.reply_always("cgi-bin/stable_token", raises(httpx.ConnectError))
+            fake.reject(first)
+            with pytest.raises(wxqr.TransportError):
+                await wx.qrcode.create_permanent(scene_id=1)  # 40001, then the refresh fails
+            before = len(fake.token_requests)
+            go.set()
+    assert failures == ["cgi-bin/stable_token"] * 3
+    assert len(fake.token_requests) - before == 2  # one fetch (and its one retry) for all three
+    assert len(fake.calls("cgi-bin/shorten/fetch")) == 3
