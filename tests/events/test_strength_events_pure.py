@@ -302,6 +302,8 @@ def test_explicit_timestamps_are_signed_as_decimal_text(timestamp, stamp):
         pytest.param("-1", "must be a decimal string of Unix seconds", id="negative"),
         pytest.param("", "must be a decimal string of Unix seconds", id="empty"),
         pytest.param(" 1", "must be a decimal string of Unix seconds", id="space"),
+        pytest.param("²", "must be a decimal string of Unix seconds", id="superscript-two"),
+        pytest.param("１２", "must be a decimal string of Unix seconds", id="fullwidth-digits"),
     ],
 )
 def test_bad_timestamps_are_refused(timestamp, message):
