@@ -530,3 +530,29 @@ async def test_rate_limiter_on_a_frozen_redis_fails_within_operation_timeout(
     )
     assert isinstance(info.value.__cause__, TimeoutError)
     await client.aclose()
+
+
+async def test_rate_limiter_sleeps_exactly_the_wait_the_server_answered(client, monkeypatch):
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await anyio.sleep(seconds)
+
+    monkeypatch.setattr(
+        "wxqr.caches.redis.anyio",
+        types.SimpleNamespace(sleep=sleep, Lock=anyio.Lock, fail_after=anyio.fail_after),
+    )
+    limiter = RedisRateLimiter(client)
+    limit = RateLimit(1, 0.2)
+    await limiter.acquire(RATE_KEY, limit)
+    started = time.monotonic()
+    await limiter.acquire(RATE_KEY, limit)
+
+    assert time.monotonic() - started >= 0.15
+    assert slept, "the second call did not wait"
+    # The script answers whole microseconds; the wait is exactly that, not a rounded variant.
+    for seconds in slept:
+        micros = seconds * 1_000_000
+        assert abs(micros - round(micros)) < 1e-3, seconds
+    assert 0.15 < sum(slept) <= 0.2
