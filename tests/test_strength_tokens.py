@@ -970,3 +970,43 @@ async def test_after_a_refusal_expires_every_later_call_asks_again():
             await wx.access_token()  # asked again, not failed fast (nor crashed)
         assert await wx.access_token() == fake.issued[0]
     assert len(fake.token_requests) == 4
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("wire", ["aiohttp", "httpx"])
+async def test_a_classic_token_request_on_a_real_socket_has_no_body_on_either_wire(
+    anyio_backend, wire
+):
+    # What reaches the server, on loopback: aiohttp would send an empty str body as
+    # "Content-Type: text/plain" with "Content-Length: 0" on the GET.
+    if wire == "aiohttp":
+        pytest.importorskip("aiohttp")
+    import asyncio
+    import json
+
+    heads = []
+    answer = json.dumps({"access_token": "LOOPBACK_TOKEN_1", "expires_in": 7200}).encode()
+
+    async def serve(reader, writer):
+        heads.append((await reader.readuntil(b"\r\n\r\n")).decode("latin-1"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(answer), answer)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with (
+        server,
+        wxqr.Client(
+            APPID, SECRET, api_base_url=f"http://127.0.0.1:{port}", stable_token=False, wire=wire
+        ) as wx,
+    ):
+        assert await wx.access_token() == "LOOPBACK_TOKEN_1"
+    [head] = heads
+    request_line, *fields = head.rstrip("\r\n").split("\r\n")
+    assert request_line.startswith("GET /cgi-bin/token?grant_type=client_credential&")
+    names = {field.split(":", 1)[0].lower() for field in fields}
+    assert not names & {"content-length", "content-type", "transfer-encoding"}
