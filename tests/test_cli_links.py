@@ -186,3 +186,23 @@ def test_usage_errors_exit_2_before_any_request(tmp_path, capsys, args):
     assert status == 2
     assert "error" in capsys.readouterr().err
     assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_help_and_errors_speak_of_queries_not_scenes(tmp_path, capsys):
+    assert main(["links", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "[QUERY ...]" in shown
+    assert "SCENE" not in shown
+    flat = " ".join(shown.split())
+    assert "a CSV with a 'query' column" in flat
+    assert "0 every query ok; 1 some queries failed" in flat
+
+    assert main(["links", "--sandbox", "--kind", "scheme", "--out", str(tmp_path)]) == 2
+    assert "no queries: give QUERY arguments or --from FILE" in capsys.readouterr().err
+
+
+def test_the_code_commands_keep_speaking_of_scenes(capsys):
+    assert main(["wxacode", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "[SCENE ...]" in shown
+    assert "QUERY" not in shown

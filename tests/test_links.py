@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import types
 import warnings
 from datetime import datetime, timedelta, timezone
 
@@ -537,6 +538,139 @@ async def test_expires_at_window_edges_are_accepted():
         await wx.links.generate_scheme(expires_at=high)
     sent = [body_of(r)["expire_time"] for r in fake.calls("wxa/generatescheme")]
     assert sent == [low, high]
+
+
+# -- the whole message of each refusal, and the expiry window to the second ----------------------
+
+NOW = 1_800_000_000  # 2027-01-15, the frozen clock of the window-edge tests
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """``wx.links`` reads the wall clock once per call to place ``expires_at``: freeze it."""
+    import wxqr.resources.links as links_module
+
+    monkeypatch.setattr(links_module, "time", types.SimpleNamespace(time=lambda: float(NOW)))
+    return NOW
+
+
+QUERY_RULE = "may only contain 0-9 a-z A-Z and !#$&'()*+,/:;=?@-._~% (url-encode anything else)"
+
+REFUSED_MESSAGES = [
+    pytest.param(
+        scheme(expires_at=FIXED_AT, expires_in_days=3),
+        "expires_at/expires_in_days: pass at most one of expires_at or expires_in_days",
+        id="expiry-both",
+    ),
+    pytest.param(
+        ahead(urllink, lambda: datetime.now() + timedelta(days=1)),
+        "expires_at: a datetime must be timezone-aware (e.g. tzinfo=timezone.utc)",
+        id="at-naive",
+    ),
+    pytest.param(
+        scheme(expires_at=10**11),
+        "expires_at: must be Unix time in seconds; 100000000000 looks like milliseconds",
+        id="at-10**11-is-milliseconds",
+    ),
+    pytest.param(
+        scheme(expires_at=float(FIXED_AT)),
+        "expires_at: must be a datetime or integer Unix seconds, got float",
+        id="at-float",
+    ),
+    pytest.param(
+        urllink(expires_at="tomorrow"),
+        "expires_at: must be a datetime or integer Unix seconds, got str",
+        id="at-str",
+    ),
+    pytest.param(
+        scheme(path="pages/a/a?id=1"),
+        "path: must not contain a query ('?'); pass it as query=",
+        id="path-with-query",
+    ),
+    pytest.param(
+        urllink(path="pages/a\ta"), "path: must not contain whitespace", id="path-with-tab"
+    ),
+    pytest.param(scheme(query="a=b c<"), f"query: {QUERY_RULE}, found ' <'", id="query-two-bad"),
+    pytest.param(
+        urllink(query="a=你好"), f"query: {QUERY_RULE}, found '你好'", id="query-non-ascii"
+    ),
+    pytest.param(
+        short('pages/a/a?x="1"<'), f"page_url: {QUERY_RULE}, found '\"<'", id="page_url-query"
+    ),
+    pytest.param(
+        short("pages/a a?x=1"),
+        "page_url: must start with a page path without whitespace (e.g. 'pages/a/a?x=1')",
+        id="page_url-space",
+    ),
+    pytest.param(
+        short("?x=1"),
+        "page_url: must start with a page path without whitespace (e.g. 'pages/a/a?x=1')",
+        id="page_url-no-page",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), REFUSED_MESSAGES)
+async def test_each_refusal_names_the_argument_and_the_rule_in_full(call, message):
+    fake = FakeWeChat()
+    async with fake.client() as wx:
+        with pytest.raises(wxqr.ValidationError) as info:
+            await call(wx)
+    assert str(info.value) == message
+    assert info.value.argument == message.split(":")[0]
+    assert fake.requests == []  # not even a token fetch
+
+
+async def test_just_below_10_to_the_11_is_seconds_far_in_the_future():
+    fake = FakeWeChat()
+    async with fake.client() as wx:
+        with pytest.raises(wxqr.ValidationError) as info:
+            await wx.links.generate_scheme(expires_at=10**11 - 1)
+    assert "milliseconds" not in str(info.value)
+    assert str(info.value).startswith("expires_at: must be 60 s .. 30 days (2592000 s) from now")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("method", ["generate_scheme", "generate_url_link"])
+@pytest.mark.parametrize("seconds_ahead", [60, 30 * DAY], ids=["exactly-60-s", "exactly-30-days"])
+async def test_expires_at_on_the_window_edge_is_sent(frozen_now, method, seconds_ahead):
+    fake = FakeWeChat()
+    fake.reply_always("wxa/generatescheme", SCHEME_ANSWER)
+    fake.reply_always("wxa/generate_urllink", URL_LINK_ANSWER)
+    async with fake.client() as wx:
+        await getattr(wx.links, method)(expires_at=NOW + seconds_ahead)
+    [request] = fake.api_requests
+    assert body_of(request) == {"expire_type": 0, "expire_time": NOW + seconds_ahead}
+
+
+@pytest.mark.parametrize("method", ["generate_scheme", "generate_url_link"])
+@pytest.mark.parametrize(
+    "seconds_ahead", [59, 30 * DAY + 1, 0, -1], ids=["59-s", "30-days-1-s", "now", "past"]
+)
+async def test_expires_at_one_second_outside_the_window_is_refused(
+    frozen_now, method, seconds_ahead
+):
+    fake = FakeWeChat()
+    async with fake.client() as wx:
+        with pytest.raises(wxqr.ValidationError) as info:
+            await getattr(wx.links, method)(expires_at=NOW + seconds_ahead)
+    assert str(info.value) == (
+        f"expires_at: must be 60 s .. 30 days (2592000 s) from now, got {seconds_ahead:+d} s"
+    )
+    assert fake.requests == []
+
+
+async def test_an_aware_datetime_on_the_edge_is_sent_as_whole_seconds(frozen_now):
+    fake = FakeWeChat()
+    fake.reply_always("wxa/generatescheme", SCHEME_ANSWER)
+    beijing = timezone(timedelta(hours=8))
+    async with fake.client() as wx:
+        edge = datetime.fromtimestamp(NOW + 30 * DAY, tz=beijing)
+        await wx.links.generate_scheme(expires_at=edge)
+        with pytest.raises(wxqr.ValidationError, match=r"got \+2592001 s"):
+            await wx.links.generate_scheme(expires_at=edge + timedelta(seconds=1))
+    [request] = fake.api_requests
+    assert body_of(request)["expire_time"] == NOW + 30 * DAY
 
 
 async def test_a_long_title_warns_about_the_20_character_truncation():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import httpx
 import pytest
@@ -396,3 +397,84 @@ def test_json_without_an_error_on_an_image_endpoint_names_the_endpoint(body, mes
 def test_num_used_is_read_up_to_12_digits(value, num_used):
     headers = httpx.Headers({"content-type": "image/png", "num-used": value})
     assert decode(200, headers, PNG, expect="image", endpoint="wxa/getwxacode").num_used == num_used
+
+
+# -- JSON goes through orjson when it is installed, through json for what orjson refuses ---------
+# (or would read differently): the same answer either way, only faster with orjson.
+
+
+class CountingJson:
+    """Stands in for the ``json`` module inside the decoder, recording what it is asked to parse."""
+
+    def __init__(self) -> None:
+        self.parsed: list[bytes] = []
+
+    def loads(self, body):
+        self.parsed.append(bytes(body))
+        return json.loads(body)
+
+
+@pytest.fixture
+def stdlib_json(monkeypatch):
+    pytest.importorskip("orjson")  # the `speed` extra
+    import wxqr._decoder as decoder_module
+
+    counting = CountingJson()
+    monkeypatch.setattr(decoder_module, "json", counting)
+    return counting
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"errcode":0,"errmsg":"ok","short_url":"https://w.url.cn/s/A1b2C3d"}'),
+        pytest.param(
+            b'{"errcode":0,"n":-999999999999999999,"m":999999999999999999}', id="18-digits"
+        ),
+        pytest.param(b'{"errcode":0,"f":1.5e308,"g":-0.0}', id="floats"),
+    ],
+)
+def test_with_orjson_installed_an_ordinary_answer_never_reaches_json(stdlib_json, body):
+    assert as_json(body) == json.loads(body)
+    assert stdlib_json.parsed == []
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "expected"),
+    [
+        pytest.param(b'{"errcode":0,"s":"\\ud800"}', "s", "\ud800", id="lone-surrogate-escape"),
+        pytest.param(b'{"errcode":0,"x":1e400}', "x", math.inf, id="overflowing-float"),
+        pytest.param(b'{"errcode":0,"n":18446744073709551616}', "n", 2**64, id="2**64"),
+        pytest.param(
+            b'{"errcode":0,"n":-9223372036854775809}', "n", -(2**63) - 1, id="below-int64"
+        ),
+        pytest.param(
+            b'{"errcode":0,"n":123456789012345678901234567890}',
+            "n",
+            int("123456789012345678901234567890"),
+            id="30-digits",
+        ),
+    ],
+)
+def test_what_orjson_refuses_or_reads_differently_json_parses(stdlib_json, body, key, expected):
+    value = as_json(body)[key]
+    assert value == expected
+    assert type(value) is type(expected)  # an exact int, never a rounded float
+    assert stdlib_json.parsed == [body]
+
+
+def test_nan_which_orjson_refuses_is_parsed_by_json(stdlib_json):
+    body = b'{"errcode":0,"x":NaN}'
+    value = as_json(body)["x"]
+    assert math.isnan(value)
+    assert stdlib_json.parsed == [body]
+
+
+@pytest.mark.parametrize("digits", [19, 20, 25])
+def test_a_big_integer_in_an_answer_keeps_its_exact_value(digits):
+    # Whichever parser is installed: the answer never depends on it.
+    number = -int("9" * digits)
+    body = b'{"errcode":0,"errmsg":"ok","id":%d}' % number
+    data = as_json(body)
+    assert data["id"] == number
+    assert isinstance(data["id"], int)

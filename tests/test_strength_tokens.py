@@ -926,3 +926,87 @@ async def test_warm_refreshes_a_token_that_is_due():
         now[0] += 7200  # past its refresh time
         await tokens.warm()
     assert len(fake.token_requests) == 2
+
+
+# -- waiters take the flight's token; an expired refusal is gone for good -------------------------
+
+
+@pytest.mark.parametrize("stable", [True, False], ids=["stable_token", "classic"])
+async def test_with_the_shared_cache_down_concurrent_callers_still_share_one_fetch(stable):
+    # In fallback mode (Redis down) the cache neither keeps nor finds a token: a caller that
+    # waited for the flight must take the flight's token, not fetch one of its own (with the
+    # classic API each fetch would also end the previous token's life).
+    fake = FakeWeChat(token_delay=0.05)
+    async with (
+        fake.client(token_cache=DownCache(), stable_token=stable) as wx,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(4):
+            tg.start_soon(wx.shorten.fetch, KEY)
+    assert len(fake.token_requests) == 1
+    assert api_tokens(fake) == [fake.issued[0]] * 4
+
+
+async def test_callers_waiting_for_a_flight_make_no_cache_round_trip_of_their_own():
+    cache = CountingCache()
+    fake = FakeWeChat(token_delay=0.05)
+    async with fake.client(token_cache=cache) as wx, anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(wx.access_token)
+    assert (cache.reads, cache.locks) == (2, 1)  # the leader's: before and under the lock
+    assert len(fake.token_requests) == 1
+
+
+async def test_after_a_refusal_expires_every_later_call_asks_again():
+    fake = FakeWeChat()
+    fake.reply("cgi-bin/stable_token", error(40013), error(-1), error(-1))
+    async with fake.client(refusal_cooldown=0.05, max_retries=0) as wx:
+        with pytest.raises(wxqr.CredentialError):
+            await wx.access_token()
+        await anyio.sleep(0.1)  # the cooldown is over
+        with pytest.raises(wxqr.SystemBusyError):
+            await wx.access_token()  # asked again: busy, which is no refusal
+        with pytest.raises(wxqr.SystemBusyError):
+            await wx.access_token()  # asked again, not failed fast (nor crashed)
+        assert await wx.access_token() == fake.issued[0]
+    assert len(fake.token_requests) == 4
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("wire", ["aiohttp", "httpx"])
+async def test_a_classic_token_request_on_a_real_socket_has_no_body_on_either_wire(
+    anyio_backend, wire
+):
+    # What reaches the server, on loopback: aiohttp would send an empty str body as
+    # "Content-Type: text/plain" with "Content-Length: 0" on the GET.
+    if wire == "aiohttp":
+        pytest.importorskip("aiohttp")
+    import asyncio
+    import json
+
+    heads = []
+    answer = json.dumps({"access_token": "LOOPBACK_TOKEN_1", "expires_in": 7200}).encode()
+
+    async def serve(reader, writer):
+        heads.append((await reader.readuntil(b"\r\n\r\n")).decode("latin-1"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(answer), answer)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with (
+        server,
+        wxqr.Client(
+            APPID, SECRET, api_base_url=f"http://127.0.0.1:{port}", stable_token=False, wire=wire
+        ) as wx,
+    ):
+        assert await wx.access_token() == "LOOPBACK_TOKEN_1"
+    [head] = heads
+    request_line, *fields = head.rstrip("\r\n").split("\r\n")
+    assert request_line.startswith("GET /cgi-bin/token?grant_type=client_credential&")
+    names = {field.split(":", 1)[0].lower() for field in fields}
+    assert not names & {"content-length", "content-type", "transfer-encoding"}

@@ -258,3 +258,59 @@ def test_the_scene_choice_and_debug_url_messages():
     with pytest.raises(wxqr.ValidationError) as info:
         check.debug_urls("https://a.example/")
     assert str(info.value) == "debug_url: must be a list of URLs"
+
+
+# -- text that cannot be sent, timeouts under a second -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("func", "name"),
+    [
+        pytest.param(check.scene_str, "scene_str", id="scene-str"),
+        pytest.param(check.unlimited_scene, "scene", id="unlimited-scene"),
+        pytest.param(lambda value: check.link_query("query", value), "query", id="link-query"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_argument_and_where_it_is(func, name):
+    with pytest.raises(wxqr.ValidationError) as info:
+        func("ab\ud800c")
+    assert info.value.argument == name
+    assert str(info.value) == (
+        f"{name}: must be valid Unicode text: a lone surrogate '\\ud800' at index 2 cannot be "
+        "encoded as UTF-8"
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_lone_surrogate_in_a_scene_fails_before_any_request(anyio_backend):
+    from mockwechat import FakeWeChat
+
+    fake = FakeWeChat()
+    async with fake.client() as wx:
+        with pytest.raises(wxqr.ValidationError) as info:
+            await wx.qrcode.create_temporary(expire_seconds=60, scene_str="\udfff")
+    assert str(info.value) == (
+        "scene_str: must be valid Unicode text: a lone surrogate '\\udfff' at index 0 cannot be "
+        "encoded as UTF-8"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("value", [0.5, 0.001, 1, 2.5])
+def test_any_positive_timeout_is_accepted_also_under_a_second(value):
+    assert check.timeout(value) == value
+    assert wxqr.Client("wx1a2b3c4d5e6f7a8b", "secret", timeout=value) is not None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_half_second_per_call_timeout_reaches_the_request(anyio_backend):
+    from mockwechat import FakeWeChat
+
+    fake = FakeWeChat()
+    fake.reply("wxa/generatescheme", {"errcode": 0, "errmsg": "ok", "openlink": "weixin://x"})
+    async with fake.client() as wx:
+        await wx.links.generate_scheme(timeout=0.5)
+    [request] = fake.calls("wxa/generatescheme")
+    assert request.extensions["timeout"]["read"] == 0.5

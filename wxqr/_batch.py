@@ -68,6 +68,7 @@ __all__ = [
     "UsageError",
     "atomic_write",
     "check_argv",
+    "exit_status_help",
     "file_stem",
     "load_previous",
     "lock_output",
@@ -83,13 +84,20 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_STOPPED: Final = 3
 EXIT_INTERRUPTED: Final = 130
-#: The exit statuses, as ``--help`` shows them.
-EXIT_STATUS_HELP: Final = (
-    "Exit status: 0 every scene ok; 1 some scenes failed (see manifest.csv); 2 usage error "
-    "(nothing sent); 3 stopped early by an error every scene would hit (wrong AppSecret, IP "
-    "not whitelisted, frozen secret, daily quota 45009, Redis down, disk full): the rest are "
-    "'skipped', fix the cause and --resume; 130 interrupted (Ctrl-C)."
-)
+
+
+def exit_status_help(item: str = "scene", items: str = "scenes") -> str:
+    """The exit statuses, as ``--help`` shows them, for a job over ``items``."""
+    return (
+        f"Exit status: 0 every {item} ok; 1 some {items} failed (see manifest.csv); 2 usage "
+        f"error (nothing sent); 3 stopped early by an error every {item} would hit (wrong "
+        "AppSecret, IP not whitelisted, frozen secret, daily quota 45009, Redis down, disk "
+        "full): the rest are 'skipped', fix the cause and --resume; 130 interrupted (Ctrl-C)."
+    )
+
+
+#: The exit statuses of the code commands, as ``--help`` shows them.
+EXIT_STATUS_HELP: Final = exit_status_help()
 
 MANIFEST: Final = "manifest.csv"
 MANIFEST_JOB: Final = "manifest.json"

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, overload
+from typing import Any, Final, Literal, overload
 
 from .errors import (
     HTTPStatusError,
@@ -38,13 +39,20 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
     _fast_loads = None
 
 
+#: 19 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a lossy float
+#: (``-9223372036854775809`` -> ``-9.223372036854776e+18``) where json keeps it exact. Every
+#: integer of at most 18 digits fits; a false alert (digits in a string) only costs speed.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+
+
 def loads(body: bytes) -> Any:
     """``json.loads`` (same results, same errors), through orjson when it is installed.
 
-    Whatever orjson refuses (``NaN``, integers beyond 64 bits, lone surrogate escapes) gets a
-    second opinion from ``json``, so the answer never depends on which is installed.
+    Whatever orjson refuses (``NaN``, ``1e400``, lone surrogate escapes) gets a second opinion
+    from ``json``, and bodies with integers orjson would turn into floats (beyond 64 bits) go
+    to ``json`` directly, so the answer never depends on which is installed.
     """
-    if _fast_loads is not None:
+    if _fast_loads is not None and not _LONG_DIGITS.search(body):
         try:
             return _fast_loads(body)
         except ValueError:

@@ -388,7 +388,7 @@ class Transport:
                 if not (failure.not_sent or endpoint.idempotent) or retries >= self._max_retries:
                     failed = failure.error
                 else:
-                    reason = failure.error.args[0]
+                    reason = failure.detail
             if failed is not None:
                 # Out of the handler: the failure is not chained to wxqr's internal _SendFailed.
                 raise failed
@@ -435,7 +435,9 @@ class Transport:
                 ResponseDecodeError(exc.detail, endpoint=endpoint.path)
                 if exc.undecodable
                 else _SendFailed(
-                    TransportError(exc.detail, endpoint=endpoint.path), not_sent=exc.not_sent
+                    TransportError(exc.detail, endpoint=endpoint.path),
+                    detail=exc.detail,
+                    not_sent=exc.not_sent,
                 )
             )
         except BodyTooLarge as exc:
@@ -448,6 +450,7 @@ class Transport:
 
 
 class _SendFailed(Exception):
-    def __init__(self, error: TransportError, *, not_sent: bool) -> None:
+    def __init__(self, error: TransportError, *, detail: str, not_sent: bool) -> None:
         self.error = error
+        self.detail = detail  # what happened, without the endpoint the error's message names
         self.not_sent = not_sent

@@ -56,6 +56,7 @@ from ._batch import (
     Result,
     UsageError,
     check_argv,
+    exit_status_help,
     read_items,
     run_job,
 )
@@ -388,6 +389,8 @@ class BatchCommand:
         description: the subcommand's ``--help`` text.
         add_arguments: adds its own options to its parser (the common ones are already there).
         make_job: checks the parsed options (raising :class:`UsageError`) and makes the job.
+        item: what each positional argument (and each line of ``--from``) is: ``scene`` or
+            ``query`` (the job's manifest key); ``items`` is its plural.
     """
 
     name: str
@@ -395,6 +398,8 @@ class BatchCommand:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     make_job: Callable[[argparse.Namespace], Job]
+    item: str = "scene"
+    items: str = "scenes"
 
 
 #: The batch subcommands, by name.
@@ -425,6 +430,8 @@ COMMANDS: dict[str, BatchCommand] = {
         "client-side) and 500,000 a day.",
         _links_arguments,
         _links_job,
+        item="query",
+        items="queries",
     ),
 }
 
@@ -567,23 +574,23 @@ def _rate_limit(text: str) -> tuple[str, RateLimit]:
         ) from None
 
 
-def _common_parser() -> argparse.ArgumentParser:
+def _common_parser(item: str = "scene", items: str = "scenes") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     io_group = common.add_argument_group("input and output")
-    io_group.add_argument("scenes", nargs="*", metavar="SCENE", help="scenes to generate")
+    io_group.add_argument("scenes", nargs="*", metavar=item.upper(), help=f"{items} to generate")
     io_group.add_argument(
         "--from",
         dest="from_file",
         metavar="FILE",
-        help="read scenes from FILE ('-' = stdin): one per line, or a CSV with a 'scene' column",
+        help=f"read {items} from FILE ('-' = stdin): one per line, or a CSV with a '{item}' column",
     )
     io_group.add_argument(
-        "--out", required=True, metavar="DIR", help="directory for the images and manifest.csv"
+        "--out", required=True, metavar="DIR", help="directory for manifest.csv (and the images)"
     )
     io_group.add_argument(
         "--resume",
         action="store_true",
-        help="keep scenes that DIR/manifest.csv lists as ok (file present); redo the rest. "
+        help=f"keep {items} that DIR/manifest.csv lists as ok (file present); redo the rest. "
         "Refused if DIR was made with another command, other options or another account",
     )
     account = common.add_argument_group("account")
@@ -653,7 +660,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     """
     from . import __version__
 
-    common = _common_parser()
     parser = argparse.ArgumentParser(
         prog="wxqr",
         description="Generate WeChat QR codes in bulk (see also: wxqr sandbox --help).",
@@ -665,10 +671,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     for command in COMMANDS.values():
         parsers[command.name] = sub.add_parser(
             command.name,
-            parents=[common],
+            parents=[_common_parser(command.item, command.items)],
             help=command.help,
             description=command.description,
-            epilog=EXIT_STATUS_HELP,
+            epilog=exit_status_help(command.item, command.items),
         )
         command.add_arguments(parsers[command.name])
     sub.add_parser("sandbox", help="serve the WeChat emulator (see: wxqr sandbox --help)")
@@ -696,7 +702,10 @@ def _run(argv: list[str]) -> int:
     if args.from_file is not None:
         scenes += read_items(args.from_file, job.key)
     if not scenes:
-        raise UsageError("no scenes: give SCENE arguments or --from FILE")
+        command = COMMANDS[args.command]
+        raise UsageError(
+            f"no {command.items}: give {command.item.upper()} arguments or --from FILE"
+        )
     return run_job(
         job,
         scenes,

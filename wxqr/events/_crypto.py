@@ -172,7 +172,7 @@ class MessageCrypto:
             isinstance(timestamp, bool) or not isinstance(timestamp, str | int)
         ):
             raise ValidationError("timestamp", "must be Unix seconds (int or decimal str) or None")
-        if isinstance(timestamp, str) and not timestamp.isdigit():
+        if isinstance(timestamp, str) and not (timestamp.isascii() and timestamp.isdigit()):
             raise ValidationError("timestamp", "must be a decimal string of Unix seconds")
         if random_prefix is None:
             random_prefix = secrets.token_bytes(16)
