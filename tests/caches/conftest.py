@@ -39,6 +39,21 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # redis-py's client is asyncio-only
+
+
+@pytest.fixture
+async def client(redis_url: str):
+    """A redis-py asyncio client of the shared (flushed) server, closed after the test."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 def private_redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may stop (an outage) and restart."""
     with RedisServer() as server:

@@ -26,19 +26,6 @@ LOGGER = "wxqr.caches.redis"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    # redis-py's client is asyncio-only.
-    return "asyncio"
-
-
-@pytest.fixture
-async def client(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def cache(client):
     cache = RedisTokenCache(client)
     yield cache

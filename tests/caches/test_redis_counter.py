@@ -14,18 +14,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 KEY = "wx5ca1ab1e0c1u5ter:stable:forced:20261202"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # redis-py's asyncio client
-
-
-@pytest.fixture
-async def client(redis_url):
-    redis = Redis.from_url(redis_url)
-    yield redis
-    await redis.aclose()
-
-
 def test_both_caches_implement_the_protocol_with_incr():
     assert isinstance(MemoryTokenCache(), TokenCache)
     assert isinstance(RedisTokenCache(Redis()), TokenCache)

@@ -38,18 +38,6 @@ RATE_KEY = "wx1234567890abcdef:qrcodejump"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # redis-py's client is asyncio-only
-
-
-@pytest.fixture
-async def client(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def commands(client):
     """The commands the shared server receives from now on: ``await commands()``."""
     await client.config_set("slowlog-log-slower-than", 0)
