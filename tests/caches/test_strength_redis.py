@@ -366,7 +366,13 @@ OPERATIONS = [
     ),
     pytest.param(lambda c: c.claim(KEY, 30), f"claim 'wxqr:claim:{KEY}'", id="claim"),
     pytest.param(lambda c: c.incr(KEY, 30), f"incr 'wxqr:count:{KEY}'", id="incr"),
+    pytest.param(lambda c: take_lock(c), f"lock 'wxqr:lock:{KEY}'", id="lock"),
 ]
+
+
+async def take_lock(cache: RedisTokenCache) -> None:
+    async with cache.lock(KEY, timeout=1):
+        pass
 
 
 @pytest.mark.parametrize(("operation", "what"), OPERATIONS)
@@ -439,6 +445,50 @@ async def test_a_frozen_redis_fails_within_operation_timeout(private_redis_serve
     )
     assert TOKEN not in str(info.value)
     await client.aclose()
+
+
+async def test_taking_the_lock_on_a_frozen_redis_is_bounded(private_redis_server, frozen):
+    # redis-py's blocking_timeout is only checked between attempts: one SET NX to a server
+    # that never answers would wait forever without wxqr's own bound (wait + one operation).
+    client = Redis.from_url(private_redis_server.url)
+    cache = RedisTokenCache(client, operation_timeout=0.15, lock_timeout=0.2)
+    await cache.set(KEY, hour_from_now())  # the connection is open: the freeze is mid-session
+    frozen()
+    started = time.monotonic()
+    with anyio.fail_after(5), pytest.raises(TokenCacheError) as info:
+        await take_lock(cache)
+    assert time.monotonic() - started < 2.0  # bound: 0.2 + 1 (wait) + 0.15 s
+    assert str(info.value).startswith(f"Redis token cache: lock 'wxqr:lock:{KEY}' got no answer")
+    await client.aclose()
+
+
+async def test_each_lock_is_a_redis_py_lock_polling_every_50_ms_with_its_own_token(client):
+    # What the cache asks of redis-py: the lock expires after lock_timeout, a waiter polls
+    # every 50 ms for at most lock_timeout + timeout, and the token is kept on the Lock object
+    # (redis-py's thread-local default would share it between the loop's tasks).
+    asked, made = [], []
+    original = client.lock
+
+    def lock(name, **options):
+        asked.append((name, options))
+        made.append(original(name, **options))
+        return made[-1]
+
+    client.lock = lock
+    cache = RedisTokenCache(client, lock_timeout=3)
+    await take_lock(cache)
+    await take_lock(cache)
+    assert (
+        asked
+        == [
+            (
+                f"wxqr:lock:{KEY}",
+                {"timeout": 3.0, "blocking_timeout": 4.0, "sleep": 0.05, "thread_local": False},
+            )
+        ]
+        * 2
+    )
+    assert made[0] is not made[1]  # one Lock per acquisition
 
 
 async def test_releasing_the_lock_on_a_frozen_redis_is_bounded_and_logged(
