@@ -274,8 +274,13 @@ class RedisTokenCache:
         self._available()
         return result
 
-    def _unavailable(self, op: str, name: str, exc: BaseException | None) -> None:
-        """Raise TokenCacheError, or (fallback) log the first failure of an outage and return."""
+    def _unavailable(
+        self, op: str, name: str, exc: BaseException | None, *, bound: float | None = None
+    ) -> None:
+        """Raise TokenCacheError, or (fallback) log the first failure of an outage and return.
+
+        ``bound``: how long a timed-out operation was given (default: one operation's bound).
+        """
         # The message names the operation and the key (appid and mode), never a value; the
         # exception type only, since redis-py messages may echo the URL (with its password).
         if exc is None:
@@ -284,10 +289,8 @@ class RedisTokenCache:
                 f"{self._down.cooldown:g} s ago)"
             )
         elif isinstance(exc, TimeoutError):
-            message = (
-                f"Redis token cache: {op} {name!r} got no answer within "
-                f"{operation_bound(self._op_timeout):g} s"
-            )
+            waited = operation_bound(self._op_timeout) if bound is None else bound
+            message = f"Redis token cache: {op} {name!r} got no answer within {waited:g} s"
         else:
             message = f"Redis token cache: {op} {name!r} failed ({type(exc).__name__})"
         if not self._fallback:
@@ -428,8 +431,9 @@ class RedisTokenCache:
         acquired = _FAILED
         failure: BaseException | None = None
         if not self._down.active():
+            bound = wait + operation_bound(self._op_timeout)
             try:
-                with anyio.fail_after(wait + operation_bound(self._op_timeout)):
+                with anyio.fail_after(bound):
                     acquired = await lock.acquire()
             except _REDIS_ERRORS as exc:
                 failure = exc
@@ -437,7 +441,7 @@ class RedisTokenCache:
                 self._available()
             else:
                 self._down.start()
-                self._unavailable("lock", name, failure)
+                self._unavailable("lock", name, failure, bound=bound)
         else:
             self._unavailable("lock", name, None)
         if acquired is _FAILED:
