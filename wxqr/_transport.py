@@ -35,10 +35,10 @@ quota) are never retried once the request may have reached WeChat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
@@ -157,22 +157,8 @@ def _event_loop() -> object:
     return None  # pragma: no cover - an unknown library: not checked
 
 
-class _NoGate:
-    """The bucket gate of endpoints without a rate limit."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-
-_NO_GATE: Final = _NoGate()
+#: The bucket gate of endpoints without a rate limit.
+_NO_GATE: Final = contextlib.nullcontext()
 
 
 class Transport:
