@@ -18,13 +18,6 @@ import pytest
 from redisserver import RedisServer, free_port
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A session-wide redis-server (never stopped by a test; see ``private_redis_server``)."""
-    with RedisServer() as server:
-        yield server
-
-
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The shared server's URL, flushed before each test."""

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from events_helpers import TOKEN, event_xml, signed_query
-from redisserver import RedisServer
 
 from wxqr import ValidationError, events
 
@@ -24,12 +23,6 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    with RedisServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,21 +7,12 @@ store runs on asyncio only, the memory store on both.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
-from redisserver import RedisServer
 
 from wxqr.login import MemoryLoginStore, RedisLoginStore
 
 _prefixes = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def login_redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the login tests (each test uses its own key prefix)."""
-    with RedisServer() as server:
-        yield server
 
 
 @pytest.fixture(
@@ -53,7 +44,7 @@ async def make_store(flavour: tuple[str, str], request: pytest.FixtureRequest):
     def make(**options: object) -> MemoryLoginStore | RedisLoginStore:
         if flavour[0] == "memory":
             return memory  # one process: every "worker" shares the process's store
-        server = request.getfixturevalue("login_redis_server")
+        server = request.getfixturevalue("redis_server")
         client = redis.asyncio.Redis.from_url(server.url)
         clients.append(client)
         return RedisLoginStore(client, prefix=prefix, **options)  # type: ignore[arg-type]

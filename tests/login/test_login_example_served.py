@@ -130,7 +130,7 @@ def _await_ready(worker: Worker, deadline: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(login_redis_server) -> Iterator[Cluster]:
+def cluster(redis_server) -> Iterator[Cluster]:
     pytest.importorskip("fastapi")
     state = SandboxState(seed=5)
     logdir = Path(tempfile.mkdtemp(prefix="wxqr-login-"))
@@ -140,7 +140,7 @@ def cluster(login_redis_server) -> Iterator[Cluster]:
             **os.environ,
             "WXQR_API_BASE_URL": sandbox_url,
             "WXQR_PUSH_TOKEN": PUSH_TOKEN,
-            "WXQR_REDIS_URL": login_redis_server.url,
+            "WXQR_REDIS_URL": redis_server.url,
             "WXQR_SITE": "cluster.example",
             "SESSION_SECRET": "one-secret-for-every-worker-0123456789",
             "PYTHONUNBUFFERED": "1",

@@ -29,11 +29,11 @@ def snippet() -> str:
     return section.split("```python", 1)[1].split("```", 1)[0]
 
 
-async def test_the_scan_to_log_in_snippet_runs(login_redis_server):
+async def test_the_scan_to_log_in_snippet_runs(redis_server):
     state = SandboxState(seed=9)
     wechat_http = sandbox_http_client(state)
     wx = sandbox_client(state, http_client=wechat_http)
-    redis = Redis.from_url(login_redis_server.url)
+    redis = Redis.from_url(redis_server.url)
     namespace: dict[str, object] = {"wx": wx, "redis": redis, "PUSH_TOKEN": "readmeT0ken"}
 
     @asynccontextmanager

@@ -26,8 +26,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def redis(login_redis_server):
-    client = Redis.from_url(login_redis_server.url)
+async def redis(redis_server):
+    client = Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
 
